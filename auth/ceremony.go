@@ -1,0 +1,564 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
+	"github.com/go-webauthn/webauthn/protocol/webauthncose"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/google/uuid"
+
+	"github.com/latchkeyhq/latchkey/store"
+)
+
+const (
+	kindRegister = "register"
+	kindLogin    = "login"
+)
+
+// ceremonyState is what the server keeps between begin and finish.
+type ceremonyState struct {
+	Session   webauthn.SessionData `json:"session"`
+	UserID    string               `json:"user_id,omitempty"`
+	InviteID  int64                `json:"invite_id,omitempty"`
+	SessionID string               `json:"session_id,omitempty"` // the session that began it, if any
+	StepUp    bool                 `json:"step_up,omitempty"`
+}
+
+// waUser adapts a store user and its passkeys to go-webauthn.
+type waUser struct {
+	handle []byte
+	user   store.User
+	creds  []webauthn.Credential
+}
+
+func (u *waUser) WebAuthnID() []byte                         { return u.handle }
+func (u *waUser) WebAuthnName() string                       { return u.user.Name }
+func (u *waUser) WebAuthnDisplayName() string                { return displayName(u.user) }
+func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+
+func displayName(u store.User) string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Name
+}
+
+// userHandle is the WebAuthn user handle: the 16 bytes of the user's UUID.
+func userHandle(id string) []byte {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return []byte(id)
+	}
+	return u[:]
+}
+
+func toWA(c store.Credential) webauthn.Credential {
+	transports := make([]protocol.AuthenticatorTransport, len(c.Transports))
+	for i, t := range c.Transports {
+		transports[i] = protocol.AuthenticatorTransport(t)
+	}
+	return webauthn.Credential{
+		ID:                c.ID,
+		PublicKey:         c.PublicKey,
+		AttestationType:   c.AttestationType,
+		AttestationFormat: c.AttestationFormat,
+		Transport:         transports,
+		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true,
+			BackupEligible: c.BackupEligible, BackupState: c.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: c.AAGUID, SignCount: c.SignCount},
+	}
+}
+
+func (s *Service) loadWAUser(ctx context.Context, u store.User) (*waUser, []store.Credential, error) {
+	creds, err := s.store.Credentials(ctx, u.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	wu := &waUser{handle: userHandle(u.ID), user: u}
+	for _, c := range creds {
+		wu.creds = append(wu.creds, toWA(c))
+	}
+	return wu, creds, nil
+}
+
+// beginCeremony stores the state server-side and binds it to this browser with a short-lived,
+// signed cookie holding only a random ceremony ID.
+func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind string, st ceremonyState) error {
+	n, err := s.store.CountCeremonies(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= maxCeremonies {
+		// The table is bounded: expired rows are swept every minute, and rate limits keep any one
+		// client far below this; reaching it means a flood from many addresses.
+		if err := s.store.Sweep(ctx); err != nil {
+			return err
+		}
+		if n, err = s.store.CountCeremonies(ctx); err != nil {
+			return err
+		}
+		if n >= maxCeremonies {
+			s.metrics.RateLimited("ceremonies")
+			return fail(http.StatusServiceUnavailable, "too many sign-ins in progress, try again shortly", nil)
+		}
+	}
+	id, err := newSessionID()
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("auth: encode ceremony: %w", err)
+	}
+	now := s.now()
+	if err := s.store.PutCeremony(ctx, store.Ceremony{ID: encodeID(id), Kind: kind, Data: data, ExpiresAt: now.Add(CeremonyTTL)}); err != nil {
+		return err
+	}
+	value, err := s.ceremony.encode(id, now)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: s.ceremonyC, Value: value, Path: "/", MaxAge: int(CeremonyTTL / time.Second),
+		Secure: s.secure(), HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+var errNoCeremony = errors.New("no ceremony in progress for this browser")
+
+// takeCeremony consumes the ceremony bound to this browser. It is single use: the row is deleted
+// atomically, so two finishes racing on one challenge get it once at most.
+func (s *Service) takeCeremony(w http.ResponseWriter, r *http.Request, kind string) (ceremonyState, error) {
+	var st ceremonyState
+	http.SetCookie(w, &http.Cookie{Name: s.ceremonyC, Value: "", Path: "/", MaxAge: -1, Secure: s.secure(),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	value, ok := cookieValue(r, s.ceremonyC)
+	if !ok {
+		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", errNoCeremony)
+	}
+	id, err := s.ceremony.decode(value)
+	if err != nil {
+		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", err)
+	}
+	c, err := s.store.TakeCeremony(r.Context(), encodeID(id), kind)
+	if errors.Is(err, store.ErrNotFound) {
+		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", err)
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(c.Data, &st); err != nil {
+		return st, fmt.Errorf("auth: decode ceremony: %w", err)
+	}
+	return st, nil
+}
+
+var credentialParameters = []protocol.CredentialParameter{
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgES256},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgEdDSA},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgRS256},
+}
+
+// registrationTarget decides whose passkey a registration makes: the user of an enrolment token
+// when one is given (never the signed-in user's, so a token cannot upgrade someone else's
+// session), else the signed-in user. The user never comes from anything else in the body.
+func (s *Service) registrationTarget(r *http.Request, token string) (store.User, ceremonyState, error) {
+	ctx := r.Context()
+	var st ceremonyState
+	if token != "" {
+		in, err := s.validInvite(ctx, token, store.PurposeEnrol)
+		if err != nil {
+			return store.User{}, st, err
+		}
+		u, err := s.store.UserByID(ctx, in.UserID)
+		if err != nil || u.Disabled {
+			return store.User{}, st, fail(http.StatusForbidden, "this enrolment link is not valid", err)
+		}
+		st.InviteID = in.ID
+		return u, st, nil
+	}
+	id, ok := s.Authenticate(r)
+	if !ok || id.SessionID == "" {
+		return store.User{}, st, fail(http.StatusUnauthorized, "sign in or use an enrolment link first", nil)
+	}
+	u, err := s.store.UserByID(ctx, id.User.ID)
+	if err != nil {
+		return store.User{}, st, fail(http.StatusUnauthorized, "sign in first", err)
+	}
+	st.SessionID = id.SessionID
+	return u, st, nil
+}
+
+// validInvite finds an unused, unexpired invite of the given purpose for a plaintext token.
+func (s *Service) validInvite(ctx context.Context, token, purpose string) (store.Invite, error) {
+	in, err := s.store.Invite(ctx, hashToken(token))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return in, fail(http.StatusForbidden, "this link is not valid", err)
+		}
+		return in, err
+	}
+	if in.Purpose != purpose || !in.UsedAt.IsZero() || !s.now().Before(in.ExpiresAt) {
+		return in, fail(http.StatusForbidden, "this link has been used or has expired", nil)
+	}
+	return in, nil
+}
+
+func (s *Service) registerBegin(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Token string `json:"token"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	if err := s.limits.allow(w, "register-ip", s.clientAddr(r)); err != nil {
+		s.metrics.RateLimited("register")
+		return err
+	}
+	u, st, err := s.registrationTarget(r, body.Token)
+	if err != nil {
+		s.metrics.Ceremony(kindRegister, "refused")
+		return err
+	}
+	wu, _, err := s.loadWAUser(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	exclude := make([]protocol.CredentialDescriptor, 0, len(wu.creds))
+	for _, c := range wu.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	creation, session, err := s.wa.BeginRegistration(wu,
+		webauthn.WithExclusions(exclude),
+		webauthn.WithCredentialParameters(credentialParameters),
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
+		webauthn.WithExtensions(webauthn.WithExtensionCredProps()),
+	)
+	if err != nil {
+		return fmt.Errorf("auth: begin registration: %w", err)
+	}
+	st.Session = *session
+	st.UserID = u.ID
+	if err := s.beginCeremony(r.Context(), w, kindRegister, st); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, creation)
+	return nil
+}
+
+func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	st, err := s.takeCeremony(w, r, kindRegister)
+	if err != nil {
+		s.metrics.Ceremony(kindRegister, "refused")
+		return err
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBody(r.Body)
+	if err != nil {
+		s.metrics.Ceremony(kindRegister, "refused")
+		return bodyError(err, "passkey response not accepted")
+	}
+	u, err := s.store.UserByID(ctx, st.UserID)
+	if err != nil || u.Disabled {
+		return fail(http.StatusForbidden, "account not available", err)
+	}
+	if st.SessionID != "" {
+		// A ceremony begun from a session finishes in that same, still valid session.
+		id, ok := s.Authenticate(r)
+		if !ok || id.SessionID != st.SessionID {
+			return fail(http.StatusUnauthorized, "your session has ended; sign in again", nil)
+		}
+	}
+	wu, existing, err := s.loadWAUser(ctx, u)
+	if err != nil {
+		return err
+	}
+	cred, err := s.wa.CreateCredential(wu, st.Session, parsed)
+	if err != nil {
+		s.metrics.Ceremony(kindRegister, "failed")
+		s.audit(ctx, r, u.ID, "passkey_add_failed", redactErr(err))
+		return fail(http.StatusBadRequest, "passkey response not accepted", err)
+	}
+	if !parsed.Response.AttestationObject.AuthData.Flags.HasUserVerified() {
+		return fail(http.StatusBadRequest, "passkey response not accepted", errors.New("user not verified"))
+	}
+	transports := make([]string, len(cred.Transport))
+	for i, t := range cred.Transport {
+		transports[i] = string(t)
+	}
+	sc := store.Credential{
+		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, len(existing)),
+		PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID,
+		Transports: transports, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
+		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, CreatedAt: s.now(),
+	}
+	enrol := store.Enrolment{Credential: sc, InviteID: st.InviteID}
+	var codes []string
+	if len(existing) == 0 {
+		// The first passkey comes with recovery codes, shown once: one passkey on one device must
+		// never be the only way in.
+		codes, enrol.RecoveryCodes, err = newRecoveryCodes()
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.store.RegisterCredential(ctx, enrol); err != nil {
+		switch {
+		case errors.Is(err, store.ErrUsed):
+			return fail(http.StatusForbidden, "this enrolment link has been used or has expired", err)
+		case errors.Is(err, store.ErrConflict):
+			return fail(http.StatusBadRequest, "this passkey is already registered", err)
+		}
+		return err
+	}
+	s.metrics.Ceremony(kindRegister, "ok")
+	s.audit(ctx, r, u.ID, "passkey_added", "credential "+credRef(cred.ID))
+	if len(codes) > 0 {
+		s.audit(ctx, r, u.ID, "recovery_codes_created", fmt.Sprintf("%d codes", len(codes)))
+	}
+	// Enrolment through a link or a recovery session signs the user in with the new passkey: the
+	// ceremony just verified it. A signed-in user adding a passkey keeps their session.
+	cur, signedIn := s.Authenticate(r)
+	if st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID {
+		if signedIn && cur.Restricted() && cur.User.ID == u.ID {
+			if err := s.store.RevokeSession(ctx, u.ID, cur.SessionID); err == nil {
+				s.Refresh(ctx)
+			}
+		}
+		if _, err := s.newSession(ctx, w, r, newSessionParams{userID: u.ID, method: MethodPasskey, credentialID: cred.ID,
+			backupEligible: cred.Flags.BackupEligible, aaguid: cred.Authenticator.AAGUID}); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes, "redirect": s.accountURL()})
+	return nil
+}
+
+// bodyError maps a parse failure to 413 for oversized bodies and 400 otherwise.
+func bodyError(err error, msg string) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fail(http.StatusRequestEntityTooLarge, "request body too large", err)
+	}
+	return fail(http.StatusBadRequest, msg, err)
+}
+
+func (s *Service) loginBegin(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limits.allow(w, "login-ip", s.clientAddr(r)); err != nil {
+		s.metrics.RateLimited("login")
+		return err
+	}
+	var body struct {
+		StepUp bool `json:"step_up"`
+	}
+	if r.ContentLength > 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	assertion, session, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return fmt.Errorf("auth: begin login: %w", err)
+	}
+	st := ceremonyState{Session: *session, StepUp: body.StepUp}
+	if err := s.beginCeremony(r.Context(), w, kindLogin, st); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, assertion)
+	return nil
+}
+
+// errLogin is the one answer to every failed assertion, so that an unknown credential, a removed
+// passkey, a disabled user and a bad signature cannot be told apart.
+const errLogin = "passkey not accepted"
+
+func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	st, err := s.takeCeremony(w, r, kindLogin)
+	if err != nil {
+		s.metrics.Ceremony(kindLogin, "refused")
+		return err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
+	if err != nil {
+		s.metrics.Ceremony(kindLogin, "refused")
+		return bodyError(err, errLogin)
+	}
+	var (
+		owner     store.User
+		stored    store.Credential
+		known     bool
+		beChanged bool
+	)
+	respFlags := parsed.Response.AuthenticatorData.Flags
+	handler := func(rawID, handle []byte) (webauthn.User, error) {
+		c, err := s.store.Credential(ctx, rawID)
+		if err == nil {
+			owner, err = s.store.UserByID(ctx, c.UserID)
+		}
+		if err != nil || owner.Disabled || !bytes.Equal(handle, userHandle(owner.ID)) {
+			// A decoy with this credential ID and a key nobody holds: the library then runs the
+			// same checks and the signature verification fails, so every refusal takes one path.
+			return s.decoy(rawID, handle), nil
+		}
+		known, stored = true, c
+		wc := toWA(c)
+		// Password managers turn device-bound passkeys into synced ones (BE 0→1). Accept that and
+		// record it; the opposite (BE 1→0) stays refused by the library, as it never happens
+		// legitimately.
+		if !c.BackupEligible && respFlags.HasBackupEligible() {
+			wc.Flags.BackupEligible = true
+			beChanged = true
+		}
+		return &waUser{handle: userHandle(owner.ID), user: owner, creds: []webauthn.Credential{wc}}, nil
+	}
+	_, cred, err := s.wa.ValidatePasskeyLogin(handler, st.Session, parsed)
+	if err != nil || !known {
+		s.metrics.Ceremony(kindLogin, "failed")
+		uid := ""
+		if known {
+			uid = owner.ID
+		}
+		s.audit(ctx, r, uid, "login_failed", redactErr(err))
+		return fail(http.StatusBadRequest, errLogin, err)
+	}
+	if cred.Authenticator.CloneWarning {
+		s.metrics.Ceremony(kindLogin, "failed")
+		s.audit(ctx, r, owner.ID, "possible_cloned_authenticator", fmt.Sprintf("credential %s: counter %d after %d",
+			credRef(stored.ID), parsed.Response.AuthenticatorData.Counter, stored.SignCount))
+		return fail(http.StatusBadRequest, errLogin, errors.New("sign counter did not increase"))
+	}
+	if !respFlags.HasUserVerified() {
+		return fail(http.StatusBadRequest, errLogin, errors.New("user not verified"))
+	}
+	now := s.now()
+	bs := respFlags.HasBackupState()
+	if err := s.store.UseCredential(ctx, store.CredentialUse{ID: stored.ID, OldSignCount: stored.SignCount,
+		SignCount: cred.Authenticator.SignCount, BackupEligible: cred.Flags.BackupEligible, BackupState: bs, At: now}); err != nil {
+		if errors.Is(err, store.ErrUsed) {
+			return fail(http.StatusBadRequest, errLogin, err)
+		}
+		return err
+	}
+	if beChanged || bs != stored.BackupState {
+		s.audit(ctx, r, owner.ID, "backup_flags_changed", fmt.Sprintf("credential %s: backup eligible %t→%t, backed up %t→%t",
+			credRef(stored.ID), stored.BackupEligible, cred.Flags.BackupEligible, stored.BackupState, bs))
+	}
+	cur, signedIn := s.Authenticate(r)
+	if st.StepUp && (!signedIn || cur.User.ID != owner.ID) {
+		s.audit(ctx, r, owner.ID, "step_up_refused", "passkey belongs to another account")
+		return fail(http.StatusForbidden, "sign in with a passkey of the account you are signed in with", nil)
+	}
+	if signedIn && cur.SessionID != "" && !cur.Restricted() && cur.User.ID == owner.ID {
+		// The same user verified again (step-up): refresh the existing session, make no new one.
+		if err := s.store.VerifySession(ctx, cur.SessionID, now, stored.ID, cred.Flags.BackupEligible, stored.AAGUID); err != nil {
+			return err
+		}
+		s.Refresh(ctx)
+	} else if _, err := s.newSession(ctx, w, r, newSessionParams{userID: owner.ID, method: MethodPasskey, credentialID: stored.ID,
+		backupEligible: cred.Flags.BackupEligible, aaguid: stored.AAGUID}); err != nil {
+		return err
+	}
+	s.metrics.Ceremony(kindLogin, "ok")
+	s.audit(ctx, r, owner.ID, "login", "credential "+credRef(stored.ID))
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.safeRedirect(r.URL.Query().Get("rd"))})
+	return nil
+}
+
+// decoy returns a user whose only credential has the asked-for ID and a public key whose private
+// half was thrown away, so that verification fails the ordinary way.
+func (s *Service) decoy(rawID, handle []byte) webauthn.User {
+	return &waUser{handle: handle, creds: []webauthn.Credential{{ID: rawID, PublicKey: decoyKey,
+		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true, BackupEligible: true}}}}
+}
+
+var decoyKey = func() []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	pub, _ := k.PublicKey.ECDH()
+	raw := pub.Bytes() // 0x04 || X || Y
+	b, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
+		PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
+		Curve:         1, XCoord: raw[1:33], YCoord: raw[33:],
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// credRef names a credential in logs and audit rows by a short, non-identifying prefix.
+func credRef(id []byte) string {
+	sum := sha256.Sum256(id)
+	return base64.RawURLEncoding.EncodeToString(sum[:6])
+}
+
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
+	if id, ok := s.Authenticate(r); ok && id.SessionID != "" {
+		if err := s.store.RevokeSession(r.Context(), "", id.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		s.Refresh(r.Context())
+		s.audit(r.Context(), r, id.User.ID, "logout", "")
+	}
+	s.clearSessionCookie(w)
+	redirect := s.opts.PublicURL.String() + "/.latchkey/login"
+	if rd := r.URL.Query().Get("rd"); rd != "" {
+		redirect = s.safeRedirect(rd)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+	return nil
+}
+
+func (s *Service) accountURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/account" }
+
+func baseURL(u *url.URL) string { return u.Scheme + "://" + u.Host }
+
+func (s *Service) safeRedirect(rd string) string {
+	if s.opts.SafeRedirect == nil || rd == "" {
+		return s.accountURL()
+	}
+	return s.opts.SafeRedirect(rd)
+}
+
+type newSessionParams struct {
+	userID         string
+	method         string
+	credentialID   []byte
+	backupEligible bool
+	aaguid         []byte
+}
+
+func sessionRow(id [sessionIDLen]byte, p newSessionParams, now time.Time, lifetime time.Duration, ua, ip string) store.Session {
+	se := store.Session{ID: encodeID(id), UserID: p.userID, CredentialID: p.credentialID, Method: p.method,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(lifetime), UserAgent: truncate(ua, 256), IP: ip,
+		BackupEligible: p.backupEligible, AAGUID: p.aaguid}
+	if p.method == MethodPasskey {
+		se.VerifiedAt = now
+	}
+	return se
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

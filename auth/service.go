@@ -1,0 +1,370 @@
+// Package auth is Latchkey's relying party: WebAuthn ceremonies (enrolment and discoverable
+// login), sessions (signed and encrypted cookies plus an in-memory revocation view), the login,
+// enrolment, account and recovery pages, recovery codes and magic links, and API tokens.
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/latchkeyhq/latchkey/store"
+)
+
+// Fixed lifetimes from the design: ceremonies last 5 minutes, links and codes are single use.
+const (
+	CeremonyTTL   = 5 * time.Minute
+	EnrolTTL      = 7 * 24 * time.Hour
+	MagicLinkTTL  = 15 * time.Minute
+	maxJSONBody   = 64 << 10 // every JSON endpoint; WebAuthn responses are a few KiB
+	maxCeremonies = 10000    // ceremonies in flight across all clients
+)
+
+// Service serves Latchkey's own pages and API and answers session checks.
+type Service struct {
+	opts      Options
+	store     *store.Store
+	log       *slog.Logger
+	wa        *webauthn.WebAuthn
+	sessions  *codec // session cookie
+	ceremony  *codec // ceremony cookie (other name, so neither decodes as the other)
+	view      *view
+	pages     *template.Template
+	static    http.Handler
+	limits    *limits
+	metrics   Recorder
+	ceremonyC string // ceremony cookie name
+}
+
+var _ http.Handler = (*Service)(nil)
+
+// New builds a Service. It loads the in-memory view from the store before returning, so the first
+// check is already answered from memory.
+func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
+	if opts.PublicURL == nil {
+		return nil, errors.New("auth: no public URL")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CookieName == "" {
+		opts.CookieName = "latchkey_session"
+	}
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = 24 * time.Hour
+	}
+	if opts.RPID == "" {
+		opts.RPID = opts.PublicURL.Hostname()
+	}
+	if opts.RPName == "" {
+		opts.RPName = "Latchkey"
+	}
+	if len(opts.Origins) == 0 {
+		opts.Origins = []string{opts.PublicURL.Scheme + "://" + opts.PublicURL.Host}
+	}
+	if opts.AdminGroup == "" {
+		opts.AdminGroup = "admins"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = nopRecorder{}
+	}
+	if hashErr, blockErr := CheckKeys(opts.HashKey, opts.BlockKey); hashErr != nil || blockErr != nil {
+		return nil, fmt.Errorf("auth: %w", errors.Join(hashErr, blockErr))
+	}
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID:          opts.RPID,
+		RPDisplayName: opts.RPName,
+		RPOrigins:     opts.Origins,
+		AuthenticatorSelection: protocol.AuthenticatorSelection{
+			ResidentKey:        protocol.ResidentKeyRequirementRequired,
+			RequireResidentKey: protocol.ResidentKeyRequired(),
+			UserVerification:   protocol.VerificationRequired,
+		},
+		AttestationPreference: protocol.PreferNoAttestation,
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: CeremonyTTL, TimeoutUVD: CeremonyTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: CeremonyTTL, TimeoutUVD: CeremonyTTL},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: webauthn: %w", err)
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	staticFS, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, fmt.Errorf("auth: static files: %w", err)
+	}
+	s := &Service{
+		opts:     opts,
+		store:    st,
+		log:      opts.Logger,
+		wa:       wa,
+		sessions: newCodec(opts.CookieName, opts.HashKey, opts.BlockKey, opts.Lifetime),
+		// The ceremony codec derives its own keys so that even a mistake in naming could not make
+		// one cookie pass for the other.
+		ceremony:  newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
+		view:      newView(st, opts.Logger, opts.Inactivity, opts.Now),
+		pages:     pages,
+		static:    http.StripPrefix("/.latchkey/static/", http.FileServer(http.FS(staticFS))),
+		limits:    newLimits(opts.Now),
+		metrics:   opts.Metrics,
+		ceremonyC: "latchkey_ceremony",
+	}
+	if s.secure() {
+		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
+		s.ceremonyC = "__Host-latchkey_ceremony"
+	}
+	if err := s.view.reload(ctx); err != nil {
+		return nil, fmt.Errorf("auth: load sessions: %w", err)
+	}
+	return s, nil
+}
+
+// Run keeps the in-memory view in step with the store until ctx ends. Start it in a goroutine.
+func (s *Service) Run(ctx context.Context) {
+	go s.sweep(ctx)
+	s.view.run(ctx, s.opts.PollInterval)
+}
+
+// Refresh reloads the in-memory view now (after a change this process made).
+func (s *Service) Refresh(ctx context.Context) {
+	if err := s.view.reload(ctx); err != nil {
+		s.log.Warn("view reload failed", "err", err)
+	}
+}
+
+// ActiveSessions reports how many live sessions the in-memory view holds.
+func (s *Service) ActiveSessions() int { return s.view.activeSessions() }
+
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.store.Sweep(ctx); err != nil {
+				s.log.Warn("sweeping expired state failed", "err", err)
+			}
+			s.limits.sweep()
+		}
+	}
+}
+
+func (s *Service) now() time.Time { return s.opts.Now() }
+
+// Routes lists every path that auth serves, with its method.
+func (s *Service) Routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /.latchkey/static/", s.static)
+	mux.HandleFunc("GET /.latchkey/login", s.page(s.loginPage))
+	mux.HandleFunc("GET /.latchkey/enroll", s.page(s.enrolPage))
+	mux.HandleFunc("GET /.latchkey/account", s.page(s.accountPage))
+	mux.HandleFunc("GET /.latchkey/recover", s.page(s.recoverPage))
+	mux.HandleFunc("GET /.latchkey/healthz", s.healthz)
+	mux.HandleFunc("POST /.latchkey/logout", s.api(s.logout))
+
+	mux.HandleFunc("POST /.latchkey/api/register/begin", s.api(s.registerBegin))
+	mux.HandleFunc("POST /.latchkey/api/register/finish", s.api(s.registerFinish))
+	mux.HandleFunc("POST /.latchkey/api/login/begin", s.api(s.loginBegin))
+	mux.HandleFunc("POST /.latchkey/api/login/finish", s.api(s.loginFinish))
+
+	mux.HandleFunc("POST /.latchkey/api/recover", s.api(s.recoverWithCode))
+	mux.HandleFunc("POST /.latchkey/api/recover/email", s.api(s.recoverByEmail))
+	mux.HandleFunc("POST /.latchkey/api/passkeys/rename", s.api(s.renamePasskey))
+	mux.HandleFunc("POST /.latchkey/api/passkeys/remove", s.api(s.removePasskey))
+	mux.HandleFunc("POST /.latchkey/api/recovery-codes", s.api(s.regenerateCodes))
+	mux.HandleFunc("POST /.latchkey/api/sessions/revoke", s.api(s.revokeSession))
+	mux.HandleFunc("POST /.latchkey/api/sessions/revoke-all", s.api(s.revokeAllSessions))
+
+	mux.HandleFunc("GET /.latchkey/tokens", s.page(s.tokensPage))
+	mux.HandleFunc("GET /.latchkey/api/tokens", s.api(s.listTokens))
+	mux.HandleFunc("POST /.latchkey/api/tokens", s.api(s.createToken))
+	mux.HandleFunc("DELETE /.latchkey/api/tokens/{id}", s.api(s.revokeToken))
+	s.adminRoutes(mux)
+	return mux
+}
+
+// ServeHTTP serves Routes; unknown paths under /.latchkey/ get a 404 page.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.Routes().ServeHTTP(w, r) }
+
+func (s *Service) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Error("health check: store does not answer", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// apiError is an error with a status and a client-safe message; the cause goes to the log only.
+type apiError struct {
+	status int
+	msg    string
+	cause  error
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.cause)
+	}
+	return fmt.Sprintf("%d %s", e.status, e.msg)
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+func fail(status int, msg string, cause error) error { return &apiError{status: status, msg: msg, cause: cause} }
+
+// api adapts a handler that returns an error: it enforces the CSRF rules on state-changing
+// requests, caps the body, and writes errors as short JSON.
+func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		err := s.sameOrigin(r)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+			err = h(w, r)
+		}
+		if err == nil {
+			return
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			ae = &apiError{status: http.StatusInternalServerError, msg: "internal error", cause: err}
+		}
+		level := slog.LevelDebug
+		if ae.status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "request refused", "path", r.URL.Path, "status", ae.status, "err", redactErr(ae.cause))
+		if ae.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "60")
+		}
+		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+	}
+}
+
+// redactErr keeps go-webauthn's developer detail (safe to log) and drops nothing else.
+func redactErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Details + ": " + pe.DevInfo
+	}
+	return err.Error()
+}
+
+// sameOrigin is the CSRF guard: state-changing requests must come from our own pages, as JSON.
+// Browsers always send Origin on cross-origin POSTs and on same-origin fetch POSTs; a form or a
+// text/plain "simple request" cannot set Content-Type: application/json without a preflight.
+func (s *Service) sameOrigin(r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("Sec-Fetch-Site %q", site))
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || !s.originAllowed(origin) {
+		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("origin %q", origin))
+	}
+	if r.Method == http.MethodDelete && r.ContentLength <= 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return fail(http.StatusUnsupportedMediaType, "content type must be application/json", fmt.Errorf("content type %q", ct))
+	}
+	return nil
+}
+
+func (s *Service) originAllowed(origin string) bool {
+	for _, o := range s.opts.Origins {
+		if origin == o {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads one JSON object into v; trailing data and oversized bodies are errors.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, "request body too large", err)
+		}
+		return fail(http.StatusBadRequest, "malformed JSON body", err)
+	}
+	if dec.More() {
+		return fail(http.StatusBadRequest, "malformed JSON body", errors.New("trailing data"))
+	}
+	return nil
+}
+
+func (s *Service) clientAddr(r *http.Request) string {
+	if s.opts.ClientAddr != nil {
+		return s.opts.ClientAddr(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// audit records a security event in the store and the log. detail must hold no secret.
+func (s *Service) audit(ctx context.Context, r *http.Request, userID, event, detail string) {
+	ip := ""
+	if r != nil {
+		ip = s.clientAddr(r)
+	}
+	s.log.Info("audit", "event", event, "user_id", userID, "detail", detail, "ip", ip)
+	if err := s.store.Audit(context.WithoutCancel(ctx), store.Event{UserID: userID, Event: event, Detail: detail, IP: ip}); err != nil {
+		s.log.Error("writing audit event failed", "event", event, "err", err)
+	}
+}
+
+// subKey derives an independent key for another purpose from a configured key.
+func subKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("latchkey " + purpose))
+	return m.Sum(nil)
+}

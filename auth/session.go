@@ -1,0 +1,210 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// sessionIDLen is the size of a session ID: 128 random bits.
+const sessionIDLen = 16
+
+// cookieVersion leads the cookie payload so that the format can change without misreading old cookies.
+const cookieVersion = 1
+
+// codec turns a session ID into a signed and encrypted cookie value and back. The payload is a
+// fixed 25-byte record (version, ID, issue time) rather than gob, which keeps decoding cheap on
+// the forward-auth hot path. securecookie binds the cookie name into the HMAC, so a value minted
+// for one cookie (the ceremony cookie, say) never decodes as another.
+type codec struct {
+	sc   *securecookie.SecureCookie
+	name string
+}
+
+func newCodec(name string, hashKey, blockKey []byte, maxAge time.Duration) *codec {
+	sc := securecookie.New(hashKey, blockKey)
+	sc.SetSerializer(securecookie.NopEncoder{})
+	sc.MaxAge(int(maxAge / time.Second))
+	sc.MaxLength(4096)
+	return &codec{sc: sc, name: name}
+}
+
+func (c *codec) encode(id [sessionIDLen]byte, now time.Time) (string, error) {
+	var buf [1 + sessionIDLen + 8]byte
+	buf[0] = cookieVersion
+	copy(buf[1:], id[:])
+	binary.BigEndian.PutUint64(buf[1+sessionIDLen:], uint64(now.Unix()))
+	v, err := c.sc.Encode(c.name, buf[:])
+	if err != nil {
+		return "", fmt.Errorf("auth: encode cookie: %w", err)
+	}
+	return v, nil
+}
+
+var errBadCookie = errors.New("auth: invalid cookie")
+
+func (c *codec) decode(value string) (id [sessionIDLen]byte, err error) {
+	var payload []byte
+	if len(value) == 0 || len(value) > 4096 {
+		return id, errBadCookie
+	}
+	if err := c.sc.Decode(c.name, value, &payload); err != nil {
+		return id, errBadCookie
+	}
+	if len(payload) != 1+sessionIDLen+8 || payload[0] != cookieVersion {
+		return id, errBadCookie
+	}
+	copy(id[:], payload[1:])
+	return id, nil
+}
+
+func newSessionID() ([sessionIDLen]byte, error) {
+	var id [sessionIDLen]byte
+	_, err := rand.Read(id[:])
+	return id, err
+}
+
+func encodeID(id [sessionIDLen]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+func decodeID(s string) (id [sessionIDLen]byte, ok bool) {
+	if base64.RawURLEncoding.DecodedLen(len(s)) != sessionIDLen {
+		return id, false
+	}
+	n, err := base64.RawURLEncoding.Decode(id[:], []byte(s))
+	return id, err == nil && n == sessionIDLen
+}
+
+// Identity is who a request belongs to, as the forward-auth check found it.
+type Identity struct {
+	User      *User
+	SessionID string // empty for API tokens
+	Method    string // passkey | recovery_code | magic_link | token
+	// VerifiedAt is the last passkey verification of the session (step-up).
+	VerifiedAt time.Time
+	// BackupEligible and AAGUID describe the passkey that last verified the session.
+	BackupEligible bool
+	AAGUID         string
+	// TokenHosts limits an API token to these hosts (canonical; empty for sessions).
+	TokenHosts []string
+}
+
+// Restricted reports whether the session was made by a recovery method and may only enrol a passkey.
+func (id Identity) Restricted() bool {
+	return id.Method == MethodRecoveryCode || id.Method == MethodMagicLink
+}
+
+// Session methods, re-exported for callers that only import auth.
+const (
+	MethodPasskey      = "passkey"
+	MethodRecoveryCode = "recovery_code"
+	MethodMagicLink    = "magic_link"
+	MethodToken        = "token"
+)
+
+// Authenticate finds the identity behind a request's session cookie. It reads no database in
+// the common case: the cookie is decoded and checked against the in-memory view. It never writes.
+// A restricted (recovery) session is returned as such; callers that guard resources must refuse it.
+func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
+	if id, ok := s.authenticateToken(r); ok {
+		return id, true
+	}
+	value, ok := cookieValue(r, s.opts.CookieName)
+	if !ok {
+		return Identity{}, false
+	}
+	sid, err := s.sessions.decode(value)
+	if err != nil {
+		return Identity{}, false
+	}
+	return s.view.check(r.Context(), sid, s.now())
+}
+
+// cookieValue returns the first cookie of that name. Unlike r.Cookie it does not build a Cookie
+// for every cookie in the header, and it stops at the first match.
+func cookieValue(r *http.Request, name string) (string, bool) {
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			if i := indexByte(line, ';'); i >= 0 {
+				part, line = line[:i], line[i+1:]
+			} else {
+				part, line = line, ""
+			}
+			part = trimSpace(part)
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				v := part[len(name)+1:]
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// sessionCookie builds the session cookie; an empty value with maxAge < 0 clears it.
+func (s *Service) sessionCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     s.opts.CookieName,
+		Value:    value,
+		Path:     "/",
+		Domain:   s.opts.CookieDomain,
+		MaxAge:   maxAge,
+		Secure:   s.secure(),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func (s *Service) secure() bool { return s.opts.PublicURL.Scheme == "https" }
+
+// newSession creates a session row, adds it to the view and sets the cookie.
+func (s *Service) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, sess newSessionParams) (string, error) {
+	id, err := newSessionID()
+	if err != nil {
+		return "", fmt.Errorf("auth: session id: %w", err)
+	}
+	now := s.now()
+	row := sessionRow(id, sess, now, s.opts.Lifetime, r.UserAgent(), s.clientAddr(r))
+	if err := s.store.CreateSession(ctx, row); err != nil {
+		return "", err
+	}
+	value, err := s.sessions.encode(id, now)
+	if err != nil {
+		return "", err
+	}
+	s.view.add(row)
+	http.SetCookie(w, s.sessionCookie(value, int(s.opts.Lifetime/time.Second)))
+	return row.ID, nil
+}
+
+func (s *Service) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, s.sessionCookie("", -1))
+}

@@ -1,0 +1,244 @@
+// Latchkey page script. No framework, no external assets: it runs under a CSP without
+// 'unsafe-inline'. It uses the browser's WebAuthn JSON helpers where present and falls back to
+// manual base64url conversion elsewhere.
+"use strict";
+(function () {
+  const page = document.getElementById("page");
+  if (!page) return;
+  const statusEl = document.getElementById("status");
+
+  function say(text, kind) {
+    if (!statusEl) return;
+    statusEl.textContent = text;
+    statusEl.className = "status" + (kind ? " " + kind : "");
+  }
+
+  // --- base64url helpers for browsers without the JSON helpers ---
+  function b64urlToBuf(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    const bin = atob(s);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function bufToB64url(buf) {
+    const bytes = new Uint8Array(buf);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function creationOptions(json) {
+    if (window.PublicKeyCredential && typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+    }
+    const o = Object.assign({}, json);
+    o.challenge = b64urlToBuf(json.challenge);
+    o.user = Object.assign({}, json.user, { id: b64urlToBuf(json.user.id) });
+    o.excludeCredentials = (json.excludeCredentials || []).map(c => Object.assign({}, c, { id: b64urlToBuf(c.id) }));
+    return o;
+  }
+  function requestOptions(json) {
+    if (window.PublicKeyCredential && typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+    }
+    const o = Object.assign({}, json);
+    o.challenge = b64urlToBuf(json.challenge);
+    o.allowCredentials = (json.allowCredentials || []).map(c => Object.assign({}, c, { id: b64urlToBuf(c.id) }));
+    return o;
+  }
+  function credentialJSON(cred) {
+    if (typeof cred.toJSON === "function") {
+      try { return cred.toJSON(); } catch (e) { /* fall through */ }
+    }
+    const r = cred.response;
+    const out = { id: cred.id, rawId: bufToB64url(cred.rawId), type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || undefined,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {}, response: {} };
+    out.response.clientDataJSON = bufToB64url(r.clientDataJSON);
+    if (r.attestationObject) {
+      out.response.attestationObject = bufToB64url(r.attestationObject);
+      if (r.getTransports) out.response.transports = r.getTransports();
+    } else {
+      out.response.authenticatorData = bufToB64url(r.authenticatorData);
+      out.response.signature = bufToB64url(r.signature);
+      if (r.userHandle) out.response.userHandle = bufToB64url(r.userHandle);
+    }
+    return out;
+  }
+
+  async function api(path, body) {
+    const res = await fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    let data = {};
+    try { data = await res.json(); } catch (e) { /* empty body */ }
+    if (!res.ok) {
+      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  // Turns a WebAuthn exception into words a person can act on.
+  function explain(err) {
+    switch (err && err.name) {
+      case "NotAllowedError":
+        return "No passkey was used: the request was cancelled, timed out, or your device could not verify you. Try again.";
+      case "InvalidStateError":
+        return "This device already has a passkey for this account.";
+      case "SecurityError":
+        return "Passkeys need a secure connection (https) on the right address.";
+      case "NotSupportedError":
+        return "This browser or device does not support passkeys.";
+      case "AbortError":
+        return "The passkey request was cancelled. Try again.";
+    }
+    return (err && err.message) ? err.message : "Something went wrong. Try again.";
+  }
+
+  function showCodes(codes) {
+    const box = document.getElementById("codes");
+    const list = document.getElementById("code-list");
+    if (!box || !list || !codes || !codes.length) return false;
+    list.textContent = "";
+    codes.forEach(c => { const li = document.createElement("li"); li.textContent = c; list.appendChild(li); });
+    box.hidden = false;
+    const copy = document.getElementById("copy-codes");
+    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(codes.join("\n")).then(() => say("Codes copied.", "ok"));
+    return true;
+  }
+
+  async function register(token) {
+    const opts = await api("/.latchkey/api/register/begin", token ? { token: token } : {});
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(opts.publicKey) });
+    return api("/.latchkey/api/register/finish", credentialJSON(cred));
+  }
+
+  // --- login page ---
+  if (page.dataset.page === "login") {
+    const button = document.getElementById("passkey-login");
+    const rd = page.dataset.rd || "";
+    const stepUp = page.dataset.stepup === "1";
+    let conditional = null;
+
+    async function login(mediation) {
+      const opts = await api("/.latchkey/api/login/begin", { step_up: stepUp });
+      const req = { publicKey: requestOptions(opts.publicKey) };
+      if (mediation === "conditional") {
+        conditional = new AbortController();
+        req.mediation = "conditional";
+        req.signal = conditional.signal;
+      }
+      const cred = await navigator.credentials.get(req);
+      say("Checking your passkey…");
+      const res = await api("/.latchkey/api/login/finish" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), credentialJSON(cred));
+      say("Signed in.", "ok");
+      window.location.assign(res.redirect);
+    }
+
+    button.addEventListener("click", async () => {
+      if (conditional) { conditional.abort(); conditional = null; }
+      button.disabled = true;
+      say("Follow your browser's prompt…");
+      try { await login("modal"); } catch (e) { say(explain(e), "error"); } finally { button.disabled = false; }
+    });
+
+    if (!window.PublicKeyCredential) {
+      button.disabled = true;
+      say("This browser does not support passkeys.", "error");
+    } else if (typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
+      PublicKeyCredential.isConditionalMediationAvailable().then(ok => {
+        if (!ok) return;
+        login("conditional").catch(e => {
+          if (e && e.name === "AbortError") return; // replaced by a button press
+          say(explain(e), "error");
+        });
+      });
+    }
+  }
+
+  // --- enrolment page ---
+  if (page.dataset.page === "enroll") {
+    const button = document.getElementById("passkey-register");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      say("Follow your browser's prompt…");
+      try {
+        const res = await register(page.dataset.token || "");
+        button.hidden = true;
+        say("Your passkey is ready.", "ok");
+        if (!showCodes(res.recovery_codes)) window.location.assign(res.redirect || "/.latchkey/account");
+      } catch (e) {
+        say(explain(e), "error");
+        button.disabled = false;
+      }
+    });
+  }
+
+  // --- recovery page ---
+  if (page.dataset.page === "recover") {
+    const form = document.getElementById("recover-form");
+    form.addEventListener("submit", async ev => {
+      ev.preventDefault();
+      say("Checking…");
+      try {
+        const res = await api("/.latchkey/api/recover", { user: form.user.value.trim(), code: form.code.value.trim() });
+        window.location.assign(res.redirect || "/.latchkey/enroll");
+      } catch (e) { say(e.message, "error"); }
+    });
+    const email = document.getElementById("email-form");
+    if (email) email.addEventListener("submit", async ev => {
+      ev.preventDefault();
+      try {
+        await api("/.latchkey/api/recover/email", { user: email.user.value.trim() });
+        say("If that account has an e-mail address, a link is on its way. It works once, for 15 minutes.", "ok");
+      } catch (e) { say(e.message, "error"); }
+    });
+  }
+
+  // --- account page ---
+  if (page.dataset.page === "account") {
+    const act = async (fn, okText) => {
+      try { const res = await fn(); if (okText) say(okText, "ok"); return res; } catch (e) { say(explain(e), "error"); }
+    };
+    document.getElementById("passkey-add").addEventListener("click", () => act(async () => {
+      say("Follow your browser's prompt…");
+      await register("");
+      window.location.reload();
+    }));
+    document.getElementById("codes-regenerate").addEventListener("click", () => act(async () => {
+      if (!window.confirm("Make new recovery codes? The old ones stop working.")) return;
+      const res = await api("/.latchkey/api/recovery-codes", {});
+      showCodes(res.recovery_codes);
+      const left = document.getElementById("codes-left");
+      if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
+    }));
+    document.getElementById("revoke-all").addEventListener("click", () => act(async () => {
+      const res = await api("/.latchkey/api/sessions/revoke-all", {});
+      window.location.assign(res.redirect || "/.latchkey/login");
+    }));
+    document.getElementById("logout").addEventListener("click", () => act(async () => {
+      const res = await api("/.latchkey/logout", {});
+      window.location.assign(res.redirect || "/.latchkey/login");
+    }));
+    document.querySelectorAll("[data-action]").forEach(b => b.addEventListener("click", () => {
+      const li = b.closest("li");
+      const id = li && li.dataset.id;
+      if (b.dataset.action === "rename") {
+        const current = li.querySelector(".passkey-name").textContent;
+        const name = window.prompt("New name for this passkey", current);
+        if (!name) return;
+        act(async () => { await api("/.latchkey/api/passkeys/rename", { id: id, name: name }); li.querySelector(".passkey-name").textContent = name; }, "Passkey renamed.");
+      } else if (b.dataset.action === "remove") {
+        if (!window.confirm("Remove this passkey? It will no longer sign you in.")) return;
+        act(async () => { await api("/.latchkey/api/passkeys/remove", { id: id }); li.remove(); }, "Passkey removed.");
+      } else if (b.dataset.action === "revoke") {
+        act(async () => { const res = await api("/.latchkey/api/sessions/revoke", { id: id }); if (res.redirect) window.location.assign(res.redirect); else li.remove(); }, "Session ended.");
+      }
+    }));
+  }
+})();

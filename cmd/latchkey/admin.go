@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/latchkeyhq/latchkey/auth"
+	"github.com/latchkeyhq/latchkey/store"
+)
+
+// withStore loads the config, opens the store, and runs fn. The CLI and a running server are
+// separate processes on one store; the server picks up changes within seconds.
+func withStore(cmd *cobra.Command, fn func(ctx context.Context, cfg Config, st *store.Store) error) error {
+	cfg, err := configFrom(cmd)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(cmd.Context(), cfg, st)
+}
+
+func userByName(ctx context.Context, st *store.Store, name string) (store.User, error) {
+	u, err := st.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, fmt.Errorf("no user named %q", name)
+	}
+	return u, err
+}
+
+func publicURL(cfg Config) *url.URL {
+	u, _ := url.Parse(cfg.Server.PublicURL)
+	u.Path = ""
+	return u
+}
+
+func audit(ctx context.Context, st *store.Store, userID, event, detail string) {
+	_ = st.Audit(ctx, store.Event{UserID: userID, Event: event, Detail: detail + " (cli)"})
+}
+
+func newUserCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
+	var email, display, groups string
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Create a user and print a one-time enrolment link (last line)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				name := strings.TrimSpace(args[0])
+				if err := validUserName(name); err != nil {
+					return err
+				}
+				u := store.User{ID: uuid.NewString(), Name: name, DisplayName: display, Email: email, Groups: splitGroups(groups)}
+				if err := st.CreateUser(ctx, u); err != nil {
+					if errors.Is(err, store.ErrConflict) {
+						return fmt.Errorf("a user named %q exists; use `latchkey user invite %s` for a new enrolment link", name, name)
+					}
+					return err
+				}
+				audit(ctx, st, u.ID, "user_created", "")
+				link, err := auth.NewEnrolmentLink(ctx, st, publicURL(cfg), u.ID, time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Created user %s. Send them this one-time enrolment link (valid %s):\n%s\n", name, auth.EnrolTTL, link)
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&email, "email", "", "e-mail address (for recovery links)")
+	add.Flags().StringVar(&display, "display-name", "", "display name")
+	add.Flags().StringVar(&groups, "groups", "", "comma-separated groups")
+	invite := &cobra.Command{
+		Use:   "invite NAME",
+		Short: "Print a new one-time enrolment link for an existing user (last line)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				u, err := userByName(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if u.Disabled {
+					return fmt.Errorf("user %q is disabled; enable them first", u.Name)
+				}
+				link, err := auth.NewEnrolmentLink(ctx, st, publicURL(cfg), u.ID, time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "New enrolment link for %s (valid %s; earlier links no longer work):\n%s\n", u.Name, auth.EnrolTTL, link)
+				return nil
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				users, err := st.Users(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tDISPLAY NAME\tEMAIL\tGROUPS\tPASSKEYS\tSTATUS")
+				for _, u := range users {
+					creds, err := st.Credentials(ctx, u.ID)
+					if err != nil {
+						return err
+					}
+					status := "active"
+					if u.Disabled {
+						status = "disabled"
+					} else if len(creds) == 0 {
+						status = "not enrolled"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Name, u.DisplayName, u.Email, strings.Join(u.Groups, ","), len(creds), status)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Delete a user with their passkeys and sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				u, err := userByName(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if err := st.DeleteUser(ctx, u.ID); err != nil {
+					return err
+				}
+				audit(ctx, st, u.ID, "user_removed", "user "+u.Name)
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed user %s.\n", u.Name)
+				return nil
+			})
+		},
+	}
+	setDisabled := func(use, short string, disabled bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+					u, err := userByName(ctx, st, args[0])
+					if err != nil {
+						return err
+					}
+					if err := st.SetUserDisabled(ctx, u.ID, disabled); err != nil {
+						return err
+					}
+					event := "user_enabled"
+					if disabled {
+						event = "user_disabled"
+					}
+					audit(ctx, st, u.ID, event, "")
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s.\n", map[bool]string{true: "Disabled", false: "Enabled"}[disabled], u.Name)
+					return nil
+				})
+			},
+		}
+	}
+	cmd.AddCommand(add, invite, list, remove,
+		setDisabled("disable", "Disable a user and end their sessions", true),
+		setDisabled("enable", "Enable a disabled user", false))
+	return cmd
+}
+
+func validUserName(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("user name must be 1 to 64 characters")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
+			return fmt.Errorf("user name %q: use letters, digits and . _ @ - only", name)
+		}
+	}
+	return nil
+}
+
+func splitGroups(s string) []string {
+	var out []string
+	for _, g := range strings.Split(s, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func newPasskeyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "passkey", Short: "Manage passkeys"}
+	list := &cobra.Command{
+		Use:   "list NAME",
+		Short: "List a user's passkeys",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				u, err := userByName(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				creds, err := st.Credentials(ctx, u.ID)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED\tLAST USED")
+				for _, c := range creds {
+					kind := "device-bound"
+					if c.BackupEligible {
+						kind = "synced"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", base64.RawURLEncoding.EncodeToString(c.ID), c.Name, kind,
+						fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a passkey (by the ID that passkey list prints) and end the sessions it made",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(args[0], "="))
+				if err != nil || len(id) == 0 {
+					return fmt.Errorf("%q is not a passkey ID as `latchkey passkey list` prints it", args[0])
+				}
+				c, err := st.Credential(ctx, id)
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no passkey with ID %s", args[0])
+				} else if err != nil {
+					return err
+				}
+				if err := st.DeleteCredential(ctx, "", id); err != nil {
+					return err
+				}
+				audit(ctx, st, c.UserID, "passkey_removed", "passkey "+c.Name)
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed passkey %q.\n", c.Name)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(list, remove)
+	return cmd
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}
+
+func newSessionCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "session", Short: "Manage sessions"}
+	list := &cobra.Command{
+		Use:   "list NAME",
+		Short: "List a user's live sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				u, err := userByName(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				ss, err := st.Sessions(ctx, u.ID)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tMETHOD\tIP\tCREATED\tLAST SEEN\tDEVICE")
+				for _, s := range ss {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Method, s.IP, fmtTime(s.CreatedAt), fmtTime(s.LastSeenAt), s.UserAgent)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "End every session of a user",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				u, err := userByName(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				n, err := st.RevokeSessions(ctx, u.ID)
+				if err != nil {
+					return err
+				}
+				audit(ctx, st, u.ID, "sessions_revoked", fmt.Sprintf("%d sessions", n))
+				fmt.Fprintf(cmd.OutOrStdout(), "Ended %d sessions of %s.\n", n, u.Name)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(list, revoke)
+	return cmd
+}
+
+func newAuditCommand() *cobra.Command {
+	var user string
+	var since time.Duration
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show security events, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				f := store.AuditFilter{Limit: limit}
+				names := map[string]string{}
+				users, err := st.Users(ctx)
+				if err != nil {
+					return err
+				}
+				for _, u := range users {
+					names[u.ID] = u.Name
+				}
+				if user != "" {
+					u, err := userByName(ctx, st, user)
+					if err != nil {
+						return err
+					}
+					f.UserID = u.ID
+				}
+				if since > 0 {
+					f.Since = time.Now().Add(-since)
+				}
+				events, err := st.AuditEvents(ctx, f)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TIME\tUSER\tEVENT\tIP\tDETAIL")
+				for _, e := range events {
+					name := names[e.UserID]
+					if name == "" {
+						name = e.UserID
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), name, e.Event, e.IP, e.Detail)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "only this user's events")
+	cmd.Flags().DurationVar(&since, "since", 0, "only events this recent (e.g. 24h)")
+	cmd.Flags().IntVar(&limit, "limit", 200, "at most this many events")
+	return cmd
+}
+
+func newBackupCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "backup FILE",
+		Short: "Write a consistent copy of the database to FILE (safe while serving)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
+				if err := st.Backup(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Wrote backup to %s.\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func newConfigCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with the configuration"}
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration: exit 0 when valid, else one line per problem and exit 2",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := loadConfig(path)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				for _, line := range problemLines(err) {
+					fmt.Fprintln(cmd.ErrOrStderr(), line)
+				}
+				return &exitError{code: 2, err: errors.New("")}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "config OK")
+			return nil
+		},
+	}
+	cmd.AddCommand(check)
+	return cmd
+}
+
+// problemLines flattens joined and multi-line errors into one line per problem.
+func problemLines(err error) []string {
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
+		if line == "" || strings.HasPrefix(line, "decoding failed due to") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func newHealthcheckCommand() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "Exit 0 when the running server answers /.latchkey/healthz (for container HEALTHCHECK)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				cfg, err := configFrom(cmd)
+				if err != nil {
+					return err
+				}
+				scheme := "http"
+				if cfg.Server.TLS.CertFile != "" {
+					scheme = "https"
+				}
+				url = scheme + "://" + cfg.Server.Listen + "/.latchkey/healthz"
+			}
+			client := &http.Client{Timeout: 5 * time.Second}
+			resp, err := client.Get(url)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("unhealthy: %w", err)}
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return &exitError{code: 1, err: fmt.Errorf("unhealthy: %s", resp.Status)}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "healthy")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "health URL (default: from server.listen)")
+	return cmd
+}

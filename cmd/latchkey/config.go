@@ -1,0 +1,431 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/latchkeyhq/latchkey/auth"
+	"github.com/latchkeyhq/latchkey/proxy"
+)
+
+// Secret is a configuration value that must never be printed.
+type Secret string
+
+// String redacts the secret in logs, errors and %v.
+func (Secret) String() string { return "<redacted>" }
+
+// GoString redacts the secret for %#v.
+func (Secret) GoString() string { return "<redacted>" }
+
+// Config is Latchkey's whole configuration, decoded from YAML and LATCHKEY_* variables.
+// Packages get plain values taken from it; only this package knows viper.
+type Config struct {
+	DataDir       string              `mapstructure:"data_dir"`
+	Server        ServerConfig        `mapstructure:"server"`
+	WebAuthn      WebAuthnConfig      `mapstructure:"webauthn"`
+	Session       SessionConfig       `mapstructure:"session"`
+	AccessControl AccessControlConfig `mapstructure:"access_control"`
+	Routes        []RouteConfig       `mapstructure:"routes"`
+	Storage       StorageConfig       `mapstructure:"storage"`
+	SMTP          SMTPConfig          `mapstructure:"smtp"`
+	Metrics       MetricsConfig       `mapstructure:"metrics"`
+	Log           LogConfig           `mapstructure:"log"`
+	Admin         AdminConfig         `mapstructure:"admin"`
+}
+
+// ServerConfig is the HTTP listener.
+type ServerConfig struct {
+	Listen         string         `mapstructure:"listen"`
+	PublicURL      string         `mapstructure:"public_url"`
+	TrustedProxies []string       `mapstructure:"trusted_proxies"`
+	TLS            TLSConfig      `mapstructure:"tls"`
+	Timeouts       TimeoutsConfig `mapstructure:"timeouts"`
+	MaxHeaderBytes int            `mapstructure:"max_header_bytes"`
+}
+
+// TLSConfig turns on HTTPS (and HTTP/2) on the listener.
+type TLSConfig struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// TimeoutsConfig bounds slow clients and slow upstreams.
+type TimeoutsConfig struct {
+	ReadHeader time.Duration `mapstructure:"read_header"`
+	Read       time.Duration `mapstructure:"read"`
+	Write      time.Duration `mapstructure:"write"`
+	Idle       time.Duration `mapstructure:"idle"`
+	Upstream   time.Duration `mapstructure:"upstream"` // response headers from an upstream
+	Shutdown   time.Duration `mapstructure:"shutdown"`
+}
+
+// WebAuthnConfig is the relying party.
+type WebAuthnConfig struct {
+	RPID             string   `mapstructure:"rp_id"`
+	RPName           string   `mapstructure:"rp_name"`
+	Origins          []string `mapstructure:"origins"`
+	UserVerification string   `mapstructure:"user_verification"`
+}
+
+// SessionConfig is the session cookie.
+type SessionConfig struct {
+	CookieName   string        `mapstructure:"cookie_name"`
+	CookieDomain string        `mapstructure:"cookie_domain"`
+	Lifetime     time.Duration `mapstructure:"lifetime"`
+	Inactivity   time.Duration `mapstructure:"inactivity"`
+	HashKey      Secret        `mapstructure:"hash_key"`
+	HashKeyFile  string        `mapstructure:"hash_key_file"`
+	BlockKey     Secret        `mapstructure:"block_key"`
+	BlockKeyFile string        `mapstructure:"block_key_file"`
+}
+
+// AccessControlConfig is the rule list.
+type AccessControlConfig struct {
+	DefaultPolicy string             `mapstructure:"default_policy"`
+	Rules         []proxy.RuleConfig `mapstructure:"rules"`
+}
+
+// RouteConfig maps a host to an upstream in reverse-proxy mode.
+type RouteConfig struct {
+	Host     string `mapstructure:"host"`
+	Upstream string `mapstructure:"upstream"`
+}
+
+// StorageConfig selects PostgreSQL instead of the embedded SQLite file.
+type StorageConfig struct {
+	Postgres PostgresConfig `mapstructure:"postgres"`
+}
+
+// PostgresConfig is the PostgreSQL connection.
+type PostgresConfig struct {
+	DSN     Secret `mapstructure:"dsn"`
+	DSNFile string `mapstructure:"dsn_file"`
+}
+
+// SMTPConfig is the mail relay for recovery links.
+type SMTPConfig struct {
+	Host         string `mapstructure:"host"`
+	Port         int    `mapstructure:"port"`
+	Username     string `mapstructure:"username"`
+	Password     Secret `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	From         string `mapstructure:"from"`
+	TLS          string `mapstructure:"tls"` // starttls | tls | none
+}
+
+// MetricsConfig is the Prometheus listener.
+type MetricsConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// LogConfig is the structured log.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// AdminConfig is the admin console.
+type AdminConfig struct {
+	Group string `mapstructure:"group"`
+}
+
+// Default is the configuration with nothing set: a first run needs no file at all.
+func Default() Config {
+	return Config{
+		DataDir: "./latchkey-data",
+		Server: ServerConfig{
+			Listen:         "127.0.0.1:8080",
+			PublicURL:      "http://localhost:8080",
+			TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
+			Timeouts: TimeoutsConfig{ReadHeader: 5 * time.Second, Read: time.Minute, Write: time.Minute,
+				Idle: 2 * time.Minute, Upstream: time.Minute, Shutdown: 10 * time.Second},
+			MaxHeaderBytes: 64 << 10,
+		},
+		WebAuthn: WebAuthnConfig{RPName: "Latchkey", Origins: []string{}, UserVerification: "required"},
+		Session: SessionConfig{CookieName: "latchkey_session", Lifetime: 24 * time.Hour, Inactivity: 2 * time.Hour},
+		AccessControl: AccessControlConfig{DefaultPolicy: "deny", Rules: []proxy.RuleConfig{}},
+		Routes:        []RouteConfig{},
+		SMTP:          SMTPConfig{Port: 587, TLS: "starttls"},
+		Metrics:       MetricsConfig{Listen: "127.0.0.1:9191"},
+		Log:           LogConfig{Level: "info", Format: "text"},
+		Admin:         AdminConfig{Group: "admins"},
+	}
+}
+
+// loadConfig reads the YAML file (explicit path, else ./latchkey.yaml when present, else none)
+// over the defaults, then LATCHKEY_* variables over that. Unknown keys are errors.
+func loadConfig(path string) (Config, error) {
+	cfg := Default()
+	v := viper.New()
+	v.SetEnvPrefix("LATCHKEY")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	// Viper only consults the environment for keys it knows: register every leaf of the config.
+	for _, key := range configKeys() {
+		v.SetDefault(key, nil)
+	}
+	if path == "" {
+		if _, err := os.Stat("latchkey.yaml"); err == nil {
+			path = "latchkey.yaml"
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return cfg, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+	settings := v.AllSettings()
+	pruneNil(settings)
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:           &cfg,
+		ErrorUnused:      true,
+		WeaklyTypedInput: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+	})
+	if err != nil {
+		return cfg, err
+	}
+	if err := dec.Decode(settings); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// pruneNil drops keys registered only for the environment lookup, so that defaults stay.
+func pruneNil(m map[string]any) {
+	for k, val := range m {
+		switch x := val.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			pruneNil(x)
+			if len(x) == 0 {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// configKeys lists every leaf key of Config ("server.public_url", ...). Slices of structs
+// (rules, routes) are one key: they come from the file.
+func configKeys() []string {
+	var keys []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := f.Tag.Get("mapstructure")
+			if name == "" {
+				continue
+			}
+			key := prefix + name
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(f.Type, key+".")
+				continue
+			}
+			keys = append(keys, key)
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return keys
+}
+
+// secretValue returns a secret given inline or, with *_file, from a file (trimmed).
+func secretValue(inline Secret, file, key string) (string, error) {
+	if file == "" {
+		return string(inline), nil
+	}
+	if inline != "" {
+		return "", fmt.Errorf("%s and %s_file are both set; use one", key, key)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_file: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Validate reports every problem at once, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		bad("server.listen", "%v", err)
+	}
+	pub, err := url.Parse(c.Server.PublicURL)
+	switch {
+	case err != nil:
+		bad("server.public_url", "%v", err)
+		pub = nil
+	case pub.Scheme != "https" && pub.Scheme != "http":
+		bad("server.public_url", "scheme must be https (or http for local use), got %q", c.Server.PublicURL)
+		pub = nil
+	case pub.Host == "" || pub.User != nil || (pub.Path != "" && pub.Path != "/") || pub.RawQuery != "" || pub.Fragment != "":
+		bad("server.public_url", "must be an origin such as https://auth.example.com, got %q", c.Server.PublicURL)
+		pub = nil
+	}
+	if _, err := proxy.ParseTrustedProxies(c.Server.TrustedProxies); err != nil {
+		bad("server.trusted_proxies", "%v", err)
+	}
+	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
+		bad("server.tls", "cert_file and key_file go together")
+	}
+	for name, d := range map[string]time.Duration{"read_header": c.Server.Timeouts.ReadHeader, "read": c.Server.Timeouts.Read,
+		"write": c.Server.Timeouts.Write, "idle": c.Server.Timeouts.Idle, "upstream": c.Server.Timeouts.Upstream} {
+		if d <= 0 {
+			bad("server.timeouts."+name, "must be a positive duration, got %s", d)
+		}
+	}
+	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > 1<<20 {
+		bad("server.max_header_bytes", "must be between 4096 and 1048576, got %d", c.Server.MaxHeaderBytes)
+	}
+	if pub != nil {
+		host := strings.ToLower(pub.Hostname())
+		if c.WebAuthn.RPID != "" && !domainCovers(strings.ToLower(c.WebAuthn.RPID), host) {
+			bad("webauthn.rp_id", "%q does not cover public_url's host %q", c.WebAuthn.RPID, host)
+		}
+		if net.ParseIP(strings.Trim(host, "[]")) != nil && c.WebAuthn.RPID == "" {
+			bad("server.public_url", "WebAuthn needs a host name, not an IP address (use localhost for local use)")
+		}
+		if c.Session.CookieDomain != "" && !domainCovers(strings.ToLower(strings.TrimPrefix(c.Session.CookieDomain, ".")), host) {
+			bad("session.cookie_domain", "%q does not cover public_url's host %q", c.Session.CookieDomain, host)
+		}
+	}
+	for i, o := range c.WebAuthn.Origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad(fmt.Sprintf("webauthn.origins[%d]", i), "must be an origin such as https://auth.example.com, got %q", o)
+		}
+	}
+	if c.WebAuthn.UserVerification != "required" {
+		bad("webauthn.user_verification", "only \"required\" is supported: a passkey login always needs a biometric or device PIN")
+	}
+	if c.Session.CookieName == "" || strings.ContainsAny(c.Session.CookieName, " ;=,\t\"") {
+		bad("session.cookie_name", "must be a plain cookie name, got %q", c.Session.CookieName)
+	}
+	if c.Session.Lifetime <= 0 {
+		bad("session.lifetime", "must be a positive duration")
+	}
+	if c.Session.Inactivity < 0 {
+		bad("session.inactivity", "must not be negative")
+	}
+	for _, k := range []struct {
+		key    string
+		inline Secret
+		file   string
+		block  bool
+	}{{"session.hash_key", c.Session.HashKey, c.Session.HashKeyFile, false}, {"session.block_key", c.Session.BlockKey, c.Session.BlockKeyFile, true}} {
+		val, err := secretValue(k.inline, k.file, k.key)
+		if err != nil {
+			if k.file != "" && errors.Is(err, os.ErrNotExist) {
+				continue // generated on first start
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if val == "" {
+			continue
+		}
+		if err := checkKey(val, k.block); err != nil {
+			bad(k.key, "%v", err)
+		}
+	}
+	if _, err := proxy.CompileRules(c.AccessControl.Rules, c.AccessControl.DefaultPolicy); err != nil {
+		errs = append(errs, err)
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		h, ok := proxy.CanonicalHost(r.Host, "https")
+		if !ok {
+			bad(key+".host", "invalid host %q", r.Host)
+		} else if seen[h] {
+			bad(key+".host", "%q is routed twice", r.Host)
+		}
+		seen[h] = true
+		u, err := url.Parse(r.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(key+".upstream", "must be an http(s) URL such as http://127.0.0.1:3000, got %q", r.Upstream)
+		}
+	}
+	if _, err := secretValue(c.Storage.Postgres.DSN, c.Storage.Postgres.DSNFile, "storage.postgres.dsn"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SMTP.Host != "" {
+		if c.SMTP.From == "" {
+			bad("smtp.from", "must be set when smtp.host is")
+		}
+		if c.SMTP.Port <= 0 || c.SMTP.Port > 65535 {
+			bad("smtp.port", "must be a port number, got %d", c.SMTP.Port)
+		}
+		if _, err := secretValue(c.SMTP.Password, c.SMTP.PasswordFile, "smtp.password"); err != nil {
+			errs = append(errs, err)
+		}
+		switch c.SMTP.TLS {
+		case "starttls", "tls", "none":
+		default:
+			bad("smtp.tls", "must be starttls, tls or none, got %q", c.SMTP.TLS)
+		}
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%v", err)
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if c.Admin.Group == "" {
+		bad("admin.group", "must be set")
+	}
+	return errors.Join(errs...)
+}
+
+func checkKey(b64 string, block bool) error {
+	key, err := decodeKey(b64)
+	if err != nil {
+		return err
+	}
+	hashErr, blockErr := auth.CheckKeys(key, key)
+	if block {
+		return blockErr
+	}
+	return hashErr
+}
+
+// domainCovers reports whether host is domain or a subdomain of it (dot boundary).
+func domainCovers(domain, host string) bool {
+	domain = strings.TrimSuffix(domain, ".")
+	host = strings.TrimSuffix(host, ".")
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}
+
+// dbPath is the SQLite file inside the data directory.
+func (c *Config) dbPath() string { return filepath.Join(c.DataDir, "latchkey.db") }

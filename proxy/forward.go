@@ -1,0 +1,365 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latchkeyhq/latchkey/auth"
+)
+
+// maxURILen bounds a forwarded URI; longer ones are refused, not parsed.
+const maxURILen = 8 << 10
+
+// target is the request a decision is about, canonicalised once.
+type target struct {
+	method   string
+	scheme   string
+	host     string // canonical
+	path     string // normalised
+	uri      string // original request URI (path and query), for rd
+	client   netip.Addr
+	clientOK bool
+}
+
+// originalURL is what the browser asked for, for the login page's rd.
+func (t *target) originalURL() string { return t.scheme + "://" + t.host + t.uri }
+
+// outcome is a decision's result.
+type outcome uint8
+
+const (
+	allow      outcome = iota
+	unauth             // no valid session: login redirect or 401
+	stepUp             // session too old for the rule: login redirect with stepup, or 401
+	forbid             // signed in but not allowed, or a restricted session
+	badRequest         // the target itself is unusable
+)
+
+// Decision is the result of checking one target.
+type Decision struct {
+	outcome  outcome
+	Identity auth.Identity
+	Rule     *Rule
+	Reason   string
+}
+
+// Allowed reports whether the request may pass.
+func (d Decision) Allowed() bool { return d.outcome == allow }
+
+// decide is the one decision core behind every adapter: match the rules, then check the session
+// against the rule's requirements. It reads no database on the common path.
+func (h *Handler) decide(r *http.Request, t *target) Decision {
+	rule := h.opts.Rules.Match(&Request{Method: t.method, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
+	id, signedIn := h.auth.Authenticate(r)
+	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host) {
+		// A token is valid only for its hosts; elsewhere it is as good as none.
+		id, signedIn = auth.Identity{}, false
+	}
+	switch rule.Policy {
+	case PolicyBypass:
+		if signedIn && !id.Restricted() {
+			return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "bypass"}
+		}
+		return Decision{outcome: allow, Rule: rule, Reason: "bypass"}
+	case PolicyDeny:
+		return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "denied by policy"}
+	}
+	if !signedIn {
+		return Decision{outcome: unauth, Rule: rule, Reason: "no valid session"}
+	}
+	if id.Restricted() {
+		return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "recovery session may only enrol a passkey"}
+	}
+	if !rule.Allows(id.User.Name, id.User.Groups) {
+		return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "user or group not allowed by rule"}
+	}
+	if rule.DeviceBound && (id.Method == auth.MethodToken || id.BackupEligible) {
+		return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "rule requires a device-bound passkey"}
+	}
+	if len(rule.Authenticators) > 0 && (id.Method == auth.MethodToken || !containsFold(rule.Authenticators, id.AAGUID)) {
+		return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "rule requires another authenticator"}
+	}
+	if rule.MaxAge > 0 {
+		if id.Method == auth.MethodToken {
+			return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "rule requires a recent passkey check; tokens cannot do one"}
+		}
+		if h.opts.Now().Sub(id.VerifiedAt) > rule.MaxAge {
+			return Decision{outcome: stepUp, Identity: id, Rule: rule, Reason: "passkey check older than max_age"}
+		}
+	}
+	return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "passkey"}
+}
+
+func tokenHostAllowed(hosts []string, host string) bool {
+	for _, h := range hosts {
+		if h == host {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// setIdentity writes the Remote-* headers. Values come from the store, never from the request.
+func setIdentity(hd http.Header, id auth.Identity) {
+	if id.User == nil {
+		return
+	}
+	hd["Remote-User"] = []string{id.User.Name}
+	hd["Remote-Email"] = []string{id.User.Email}
+	hd["Remote-Name"] = []string{id.User.DisplayName}
+	hd["Remote-Groups"] = []string{id.User.GroupsHeader}
+}
+
+// forwardedHeaders are the headers that describe another request; only trusted proxies may send them.
+var forwardedHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri",
+	"X-Forwarded-For", "X-Original-Url", "X-Original-Method"}
+
+func hasForwarded(r *http.Request) bool {
+	for _, k := range forwardedHeaders {
+		if _, ok := r.Header[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// single returns the header's one value; ok is false when it is missing or repeated.
+func single(r *http.Request, key string) (string, bool) {
+	v := r.Header[key]
+	if len(v) != 1 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// trustedPeer refuses forward-auth requests that do not come from a configured proxy.
+func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint string) bool {
+	peer, ok := PeerAddr(r)
+	if ok && h.opts.Trusted.Contains(peer) {
+		return true
+	}
+	h.opts.Logger.Warn("forward-auth request from an untrusted peer refused; add the proxy's address to server.trusted_proxies if it is yours",
+		"peer", r.RemoteAddr, "endpoint", endpoint, "forwarded_headers", hasForwarded(r))
+	h.opts.Metrics.Authz(endpoint, "untrusted", 0)
+	writeStatus(w, http.StatusForbidden, "forbidden: this peer is not in server.trusted_proxies")
+	return false
+}
+
+// forward serves Traefik's forwardAuth and Caddy's forward_auth (X-Forwarded-*).
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if !h.trustedPeer(w, r, "forward") {
+		return
+	}
+	t, ok := h.forwardTarget(r)
+	if !ok {
+		h.finish(w, r, "forward", start, nil, Decision{outcome: badRequest, Reason: "unusable X-Forwarded-* headers"}, true)
+		return
+	}
+	h.finish(w, r, "forward", start, &t, h.decide(r, &t), true)
+}
+
+// request serves Nginx's auth_request (X-Original-URL); it never redirects.
+func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if !h.trustedPeer(w, r, "request") {
+		return
+	}
+	t, ok := h.originalTarget(r)
+	if !ok {
+		h.finish(w, r, "request", start, nil, Decision{outcome: badRequest, Reason: "unusable X-Original-URL"}, false)
+		return
+	}
+	h.finish(w, r, "request", start, &t, h.decide(r, &t), false)
+}
+
+func (h *Handler) forwardTarget(r *http.Request) (target, bool) {
+	var t target
+	if _, ok := r.Header["X-Original-Url"]; ok {
+		return t, false // two descriptions of one request: refuse rather than pick one
+	}
+	host, ok := single(r, "X-Forwarded-Host")
+	if !ok || host == "" || strings.Contains(host, ",") {
+		return t, false
+	}
+	t.scheme = strings.ToLower(r.Header.Get("X-Forwarded-Proto"))
+	if len(r.Header["X-Forwarded-Proto"]) > 1 {
+		return t, false
+	}
+	if t.scheme == "" {
+		t.scheme = h.opts.PublicURL.Scheme
+	}
+	if t.scheme != "http" && t.scheme != "https" {
+		return t, false
+	}
+	if t.host, ok = CanonicalHost(host, t.scheme); !ok {
+		return t, false
+	}
+	uri := "/"
+	if v, present := r.Header["X-Forwarded-Uri"]; present {
+		if len(v) != 1 {
+			return t, false
+		}
+		uri = v[0]
+	}
+	if !h.setURI(&t, uri) {
+		return t, false
+	}
+	t.method = strings.ToUpper(r.Header.Get("X-Forwarded-Method"))
+	if len(r.Header["X-Forwarded-Method"]) > 1 {
+		return t, false
+	}
+	if t.method == "" {
+		t.method = r.Method
+	}
+	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
+	return t, true
+}
+
+func (h *Handler) originalTarget(r *http.Request) (target, bool) {
+	var t target
+	raw, ok := single(r, "X-Original-Url")
+	if !ok || len(raw) > maxURILen {
+		return t, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return t, false
+	}
+	t.scheme = u.Scheme
+	if t.host, ok = CanonicalHost(u.Host, t.scheme); !ok {
+		return t, false
+	}
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+		if fhc, ok := CanonicalHost(fh, t.scheme); !ok || fhc != t.host {
+			return t, false // two descriptions that disagree
+		}
+	}
+	// Judge the exact bytes nginx sent ($request_uri), not net/url's re-encoding of them.
+	rest := raw[len(u.Scheme)+len("://"):]
+	uri := "/"
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		uri = rest[j:]
+		if rest[j] != '/' {
+			uri = "/" + uri
+		}
+	}
+	if !h.setURI(&t, uri) {
+		return t, false
+	}
+	t.method = strings.ToUpper(r.Header.Get("X-Original-Method"))
+	if len(r.Header["X-Original-Method"]) > 1 {
+		return t, false
+	}
+	if t.method == "" {
+		t.method = http.MethodGet
+	}
+	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
+	return t, true
+}
+
+// setURI validates a request URI (path and query), normalises the path for the rules and keeps
+// the original for rd.
+func (h *Handler) setURI(t *target, uri string) bool {
+	if len(uri) == 0 || len(uri) > maxURILen || uri[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	rawPath := uri
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		rawPath = uri[:i]
+	}
+	p, err := NormalizePath(rawPath)
+	if err != nil {
+		return false
+	}
+	t.path, t.uri = p, uri
+	return true
+}
+
+// finish writes the answer for a decision and records it.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, t *target, d Decision, redirects bool) {
+	hd := w.Header()
+	hd["Cache-Control"] = noStore
+	var result string
+	switch d.outcome {
+	case allow:
+		result = "allowed"
+		setIdentity(hd, d.Identity)
+		w.WriteHeader(http.StatusOK)
+	case unauth, stepUp:
+		result = "unauthenticated"
+		if d.outcome == stepUp {
+			result = "step_up"
+		}
+		if redirects && t != nil && isNavigation(t.method, r) {
+			q := url.Values{"rd": {t.originalURL()}}
+			if d.outcome == stepUp {
+				q.Set("stepup", "1")
+			}
+			hd.Set("Location", h.loginURL+"?"+q.Encode())
+			w.WriteHeader(http.StatusFound)
+		} else {
+			writeStatus(w, http.StatusUnauthorized, "unauthorized")
+		}
+	case forbid:
+		result = "forbidden"
+		if isNavigation(r.Method, r) || (t != nil && isNavigation(t.method, r)) {
+			h.auth.ErrorPage(w, r, http.StatusForbidden, forbidMessage(d))
+		} else {
+			writeStatus(w, http.StatusForbidden, "forbidden")
+		}
+	default:
+		result = "bad_request"
+		writeStatus(w, http.StatusBadRequest, "bad request: "+d.Reason)
+	}
+	if d.outcome != allow && d.outcome != unauth {
+		h.opts.Logger.Debug("forward auth refused", "endpoint", endpoint, "result", result, "reason", d.Reason)
+	}
+	h.opts.Metrics.Authz(endpoint, result, time.Since(start))
+}
+
+var noStore = []string{"no-store"}
+
+func forbidMessage(d Decision) string {
+	switch {
+	case d.Identity.Restricted():
+		return "You signed in with a recovery method. Create a new passkey first; then sign in with it."
+	case d.Reason == "rule requires a device-bound passkey":
+		return "This page needs a passkey that is bound to one device (a security key or a device's built-in authenticator), not a synced passkey. Sign in with such a passkey, or add one on your account page."
+	case d.Reason == "rule requires another authenticator":
+		return "This page accepts passkeys from specific authenticators only. Sign in with one of those, or ask your administrator."
+	}
+	return "You are signed in, but this page is not open to your account."
+}
+
+// isNavigation reports a browser page load: GET or HEAD accepting HTML.
+func isNavigation(method string, r *http.Request) bool {
+	if method != http.MethodGet && method != http.MethodHead {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func writeStatus(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}

@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latchkeyhq/latchkey/auth"
+)
+
+// Options configure a Handler. cmd/latchkey fills them from the config file.
+type Options struct {
+	Auth      *auth.Service
+	PublicURL *url.URL
+	Trusted   TrustedProxies
+	Rules     *Rules
+	Redirects RedirectPolicy
+	// CookieName is the session cookie, removed from requests sent upstream.
+	CookieName string
+	// Routes enable reverse-proxy mode for their hosts.
+	Routes []Route
+	// UpstreamTimeout bounds the wait for an upstream's response headers.
+	UpstreamTimeout time.Duration
+	Logger          *slog.Logger
+	Metrics         Recorder
+	Now             func() time.Time
+}
+
+// Route sends a host's requests to an upstream in reverse-proxy mode.
+type Route struct {
+	Host     string // canonical (CanonicalHost)
+	Upstream *url.URL
+}
+
+// Recorder is the slice of metrics the proxy reports.
+type Recorder interface {
+	Authz(endpoint, result string, d time.Duration)
+	Upstream(route string, status int, d time.Duration)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Authz(string, string, time.Duration)     {}
+func (nopRecorder) Upstream(string, int, time.Duration) {}
+
+// Handler is Latchkey's front door: /.latchkey/auth/* answers forward-auth sub-requests, the rest
+// of /.latchkey/ is the auth service, and every other path belongs to a routed upstream.
+type Handler struct {
+	opts       Options
+	auth       *auth.Service
+	authRoutes http.Handler
+	routes     map[string]*upstream
+	loginURL   string
+	portalHost string
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New builds a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Auth == nil || opts.PublicURL == nil {
+		return nil, errors.New("proxy: Auth and PublicURL are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = nopRecorder{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CookieName == "" {
+		opts.CookieName = "latchkey_session"
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = time.Minute
+	}
+	portal, _ := CanonicalHost(opts.PublicURL.Host, opts.PublicURL.Scheme)
+	h := &Handler{
+		opts:       opts,
+		auth:       opts.Auth,
+		authRoutes: opts.Auth.Routes(),
+		routes:     map[string]*upstream{},
+		loginURL:   opts.PublicURL.Scheme + "://" + opts.PublicURL.Host + "/.latchkey/login",
+		portalHost: portal,
+	}
+	for _, rt := range opts.Routes {
+		h.routes[rt.Host] = h.newUpstream(rt)
+	}
+	return h, nil
+}
+
+// ServeHTTP dispatches by path prefix, then by host.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/.latchkey/") {
+		switch p {
+		case "/.latchkey/auth/forward":
+			h.forward(w, r)
+		case "/.latchkey/auth/request":
+			h.request(w, r)
+		case "/.latchkey/debug/request":
+			h.debugRequest(w, r)
+		default:
+			auth.SecurityHeaders(w.Header())
+			h.authRoutes.ServeHTTP(w, r)
+		}
+		return
+	}
+	h.serveUpstream(w, r)
+}

@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+)
+
+// upstream is one route's reverse proxy.
+type upstream struct {
+	name  string
+	proxy *httputil.ReverseProxy
+}
+
+// identityKey is where serveUpstream hands the decision to the Rewrite hook.
+type identityKey struct{}
+
+func (h *Handler) newUpstream(rt Route) *upstream {
+	transport := &http.Transport{
+		Proxy:                 nil, // never through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: h.opts.UpstreamTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	u := &upstream{name: rt.Host}
+	u.proxy = &httputil.ReverseProxy{
+		Transport: transport,
+		// Rewrite (not Director): the standard library drops the client's X-Forwarded-* and
+		// hop-by-hop headers before this runs.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(rt.Upstream)
+			pr.Out.Host = pr.In.Host // dashboards build links from the Host they were asked for
+			h.setForwarded(pr)
+			scrubIdentity(pr.Out.Header)
+			removeCookie(pr.Out, h.opts.CookieName)
+			if d, ok := pr.In.Context().Value(identityKey{}).(*Decision); ok {
+				if d.Identity.Method == "token" {
+					pr.Out.Header.Del("Authorization") // the token never reaches the upstream
+				}
+				setIdentity(pr.Out.Header, d.Identity)
+			}
+		},
+		// Responses without a length (server-sent events, streaming) are flushed as they come;
+		// others every 100 ms, so a slow producer is not held back by buffering.
+		FlushInterval: 100 * time.Millisecond,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			h.opts.Logger.Warn("upstream unavailable", "route", rt.Host, "upstream", rt.Upstream.Redacted(), "err", err)
+			status := http.StatusBadGateway
+			msg := "The application behind this address is not answering. Try again in a moment."
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				status = http.StatusGatewayTimeout
+				msg = "The application behind this address took too long to answer."
+			}
+			h.auth.ErrorPage(w, r, status, msg)
+		},
+	}
+	return u
+}
+
+// setForwarded sets X-Forwarded-For/Host/Proto from what Latchkey saw. A trusted proxy in front
+// of Latchkey keeps its chain; anyone else's claims were already dropped by Rewrite.
+func (h *Handler) setForwarded(pr *httputil.ProxyRequest) {
+	pr.SetXForwarded()
+	peer, ok := PeerAddr(pr.In)
+	if !ok || !h.opts.Trusted.Contains(peer) {
+		return
+	}
+	if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer.String())
+	}
+	if proto := pr.In.Header.Get("X-Forwarded-Proto"); proto == "https" || proto == "http" {
+		pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	}
+}
+
+// identityPrefixes are headers an upstream may read as identity; a client's copies are removed in
+// every spelling (case is folded by textproto; underscores are folded here, since CGI-style
+// servers map Remote_User and Remote-User to the same variable).
+var identityPrefixes = []string{"remote-", "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups",
+	"x-forwarded-preferred-username", "x-auth-request-"}
+
+func scrubIdentity(hd http.Header) {
+	for k := range hd {
+		lk := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+		for _, p := range identityPrefixes {
+			if strings.HasPrefix(lk, p) {
+				delete(hd, k)
+				break
+			}
+		}
+	}
+}
+
+// removeCookie drops the session cookie from the Cookie header and keeps every other cookie.
+func removeCookie(r *http.Request, name string) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" {
+				continue
+			}
+			if n, _, _ := strings.Cut(p, "="); strings.TrimSpace(n) == name {
+				continue
+			}
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// serveUpstream is reverse-proxy mode: find the route by Host, decide on this very request (its
+// Host and path, never on X-Forwarded-* describing another one), then proxy.
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host, ok := CanonicalHost(r.Host, scheme)
+	if !ok {
+		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This request has no usable Host.")
+		return
+	}
+	up := h.routes[host]
+	if up == nil {
+		if host == h.portalHost && (r.URL.Path == "/" || r.URL.Path == "") {
+			http.Redirect(w, r, "/.latchkey/account", http.StatusFound)
+			return
+		}
+		h.auth.ErrorPage(w, r, http.StatusNotFound, "Nothing is served at this address.")
+		return
+	}
+	t := target{method: r.Method, scheme: h.opts.PublicURL.Scheme, host: host}
+	if !h.setURI(&t, r.URL.RequestURI()) || strings.HasPrefix(t.path, "/.latchkey/") {
+		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This address could mean different things to different servers, so it is refused.")
+		return
+	}
+	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
+	d := h.decide(r, &t)
+	if !d.Allowed() {
+		h.finish(w, r, "proxy", start, &t, d, true)
+		return
+	}
+	h.opts.Metrics.Authz("proxy", "allowed", time.Since(start))
+	if r.Header.Get("Upgrade") != "" || r.ContentLength != 0 {
+		// WebSockets and uploads may legitimately outlast the server's read and write timeouts;
+		// the upstream timeout and the client's own connection bound them instead.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+	}
+	ctx := context.WithValue(r.Context(), identityKey{}, &d)
+	rec := &statusRecorder{ResponseWriter: w}
+	up.proxy.ServeHTTP(rec, r.WithContext(ctx))
+	h.opts.Metrics.Upstream(up.name, rec.status, time.Since(start))
+}
+
+// statusRecorder passes everything through; it exists so that Flush and Hijack keep working via
+// Unwrap while the status is recorded.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

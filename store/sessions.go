@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const sessionCols = "id, user_id, credential_id, method, created_at, verified_at, last_seen_at, expires_at, " +
+	"revoked_at, user_agent, ip, backup_eligible, aaguid"
+
+func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
+	var se Session
+	var created, verified, seen, expires, revoked int64
+	var be int
+	if err := sc.Scan(&se.ID, &se.UserID, &se.CredentialID, &se.Method, &created, &verified, &seen, &expires,
+		&revoked, &se.UserAgent, &se.IP, &be, &se.AAGUID); err != nil {
+		return Session{}, err
+	}
+	se.CreatedAt, se.VerifiedAt, se.LastSeenAt = fromMS(created), fromMS(verified), fromMS(seen)
+	se.ExpiresAt, se.RevokedAt = fromMS(expires), fromMS(revoked)
+	se.BackupEligible = be != 0
+	return se, nil
+}
+
+// CreateSession inserts a session.
+func (s *Store) CreateSession(ctx context.Context, se Session) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		se.ID, se.UserID, nonNil(se.CredentialID), se.Method, ms(se.CreatedAt), ms(se.VerifiedAt), ms(se.LastSeenAt),
+		ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID))
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// Session finds a session by ID, revoked or not.
+func (s *Store) Session(ctx context.Context, id string) (Session, error) {
+	se, err := scanSession(s.db.QueryRowContext(ctx, s.q("SELECT "+sessionCols+" FROM sessions WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("store: session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("store: session: %w", err)
+	}
+	return se, nil
+}
+
+// Sessions lists a user's live sessions, most recently seen first.
+func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+sessionCols+` FROM sessions
+		WHERE user_id = ? AND revoked_at = 0 AND expires_at > ? ORDER BY last_seen_at DESC`), userID, ms(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("store: sessions of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		se, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: sessions of %s: %w", userID, err)
+		}
+		out = append(out, se)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSession ends one session (of userID, or of anyone when userID is empty).
+func (s *Store) RevokeSession(ctx context.Context, userID, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		query, args := "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0", []any{ms(s.now()), id}
+		if userID != "" {
+			query, args = query+" AND user_id = ?", append(args, userID)
+		}
+		res, err := tx.ExecContext(ctx, s.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("store: revoke session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("store: revoke session: %w", ErrNotFound)
+		}
+		return s.bump(ctx, tx)
+	})
+}
+
+// RevokeSessions ends every session of a user and reports how many.
+func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
+			ms(s.now()), userID)
+		if err != nil {
+			return fmt.Errorf("store: revoke sessions: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return s.bump(ctx, tx)
+	})
+	return n, err
+}
+
+// VerifySession records a fresh passkey verification on a session (step-up).
+func (s *Store) VerifySession(ctx context.Context, id string, at time.Time, credentialID []byte, backupEligible bool, aaguid []byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET verified_at = ?, credential_id = ?, backup_eligible = ?, aaguid = ?
+			WHERE id = ? AND revoked_at = 0`), ms(at), credentialID, b2i(backupEligible), nonNil(aaguid), id)
+		if err != nil {
+			return fmt.Errorf("store: verify session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("store: verify session: %w", ErrNotFound)
+		}
+		return s.bump(ctx, tx)
+	})
+}
+
+// TouchSessions writes last-seen times gathered in memory by the forward-auth check.
+func (s *Store) TouchSessions(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for id, at := range seen {
+			if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"),
+				ms(at), id, ms(at)); err != nil {
+				return fmt.Errorf("store: touch sessions: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// CountActiveSessions counts sessions that are neither revoked nor expired.
+func (s *Store) CountActiveSessions(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM sessions WHERE revoked_at = 0 AND expires_at > ?"), ms(s.now())).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count sessions: %w", err)
+	}
+	return n, nil
+}
+
+// PutCeremony stores ceremony state.
+func (s *Store) PutCeremony(ctx context.Context, c Ceremony) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO ceremonies (id, kind, data, expires_at) VALUES (?, ?, ?, ?)"),
+		c.ID, c.Kind, c.Data, ms(c.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("store: put ceremony: %w", err)
+	}
+	return nil
+}
+
+// TakeCeremony atomically removes and returns ceremony state. Two callers racing on one ID get
+// it at most once; an expired ceremony is removed and reported as ErrNotFound.
+func (s *Store) TakeCeremony(ctx context.Context, id, kind string) (Ceremony, error) {
+	var c Ceremony
+	var expires int64
+	err := s.db.QueryRowContext(ctx, s.q("DELETE FROM ceremonies WHERE id = ? RETURNING id, kind, data, expires_at"), id).
+		Scan(&c.ID, &c.Kind, &c.Data, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Ceremony{}, fmt.Errorf("store: ceremony: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Ceremony{}, fmt.Errorf("store: take ceremony: %w", err)
+	}
+	c.ExpiresAt = fromMS(expires)
+	if !s.now().Before(c.ExpiresAt) || c.Kind != kind {
+		return Ceremony{}, fmt.Errorf("store: ceremony: %w", ErrNotFound)
+	}
+	return c, nil
+}
+
+// CountCeremonies counts ceremonies in flight (for the cap that keeps the table bounded).
+func (s *Store) CountCeremonies(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM ceremonies").Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count ceremonies: %w", err)
+	}
+	return n, nil
+}
+
+// Sweep deletes expired ceremonies and invites, and sessions long past their expiry.
+func (s *Store) Sweep(ctx context.Context) error {
+	now := ms(s.now())
+	old := ms(s.now().Add(-30 * 24 * time.Hour))
+	for _, stmt := range []struct {
+		query string
+		arg   int64
+	}{
+		{"DELETE FROM ceremonies WHERE expires_at <= ?", now},
+		{"DELETE FROM invites WHERE expires_at <= ?", old},
+		{"DELETE FROM sessions WHERE expires_at <= ?", old},
+	} {
+		if _, err := s.db.ExecContext(ctx, s.q(stmt.query), stmt.arg); err != nil {
+			return fmt.Errorf("store: sweep: %w", err)
+		}
+	}
+	return nil
+}
