@@ -240,7 +240,9 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.cause }
 
-func fail(status int, msg string, cause error) error { return &apiError{status: status, msg: msg, cause: cause} }
+func fail(status int, msg string, cause error) error {
+	return &apiError{status: status, msg: msg, cause: cause}
+}
 
 // api adapts a handler that returns an error: it enforces the CSRF rules on state-changing
 // requests, caps the body, and writes errors as short JSON.

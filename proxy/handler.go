@@ -43,7 +43,7 @@ type Recorder interface {
 
 type nopRecorder struct{}
 
-func (nopRecorder) Authz(string, string, time.Duration)     {}
+func (nopRecorder) Authz(string, string, time.Duration) {}
 func (nopRecorder) Upstream(string, int, time.Duration) {}
 
 // Handler is Latchkey's front door: /.latchkey/auth/* answers forward-auth sub-requests, the rest

@@ -169,7 +169,7 @@ func (p *Passkey) Attest(opts Options, origin string, c Ceremony) []byte {
 	resp := map[string]any{
 		"id": b64(id), "rawId": b64(id), "type": "public-key", "clientExtensionResults": map[string]any{},
 		"authenticatorAttachment": "platform",
-		"response": map[string]any{"clientDataJSON": b64(cd), "attestationObject": b64(obj), "transports": []string{"internal"}},
+		"response":                map[string]any{"clientDataJSON": b64(cd), "attestationObject": b64(obj), "transports": []string{"internal"}},
 	}
 	b, _ := json.Marshal(resp)
 	return b
