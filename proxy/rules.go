@@ -52,17 +52,17 @@ func (p Policy) String() string {
 // RuleConfig is one entry of access_control.rules as written in the config file; cmd/latchkey
 // decodes YAML into it. Empty lists match anything.
 type RuleConfig struct {
-	Hosts    []string // exact ("grafana.example.com") or "*.example.com" (subdomains, never the apex)
-	Paths    []string // Go regular expressions, search semantics, on the normalised path; any of
-	Methods  []string // any of, case-insensitive
-	Networks []string // CIDRs or addresses of the client (see TrustedProxies.ClientAddr); any of
-	Groups   []string // any of
-	Users    []string // any of
-	Policy   string   // deny | passkey | bypass
+	Hosts    []string `mapstructure:"hosts"`    // exact ("grafana.example.com") or "*.example.com" (subdomains, never the apex)
+	Paths    []string `mapstructure:"paths"`    // Go regular expressions, search semantics, on the normalised path; any of
+	Methods  []string `mapstructure:"methods"`  // any of, case-insensitive
+	Networks []string `mapstructure:"networks"` // CIDRs or addresses of the client (see TrustedProxies.ClientAddr); any of
+	Groups   []string `mapstructure:"groups"`   // any of
+	Users    []string `mapstructure:"users"`    // any of
+	Policy   string   `mapstructure:"policy"`   // deny | passkey | bypass
 
-	MaxAge         time.Duration // step-up: max age of the last passkey verification, 0 = none
-	DeviceBound    bool          // only sessions from a device-bound passkey (BE flag clear)
-	Authenticators []string      // AAGUID allow-list (canonical UUID strings), empty = any
+	MaxAge         time.Duration `mapstructure:"max_age"`        // step-up: max age of the last passkey verification, 0 = none
+	DeviceBound    bool          `mapstructure:"device_bound"`   // only sessions from a device-bound passkey (BE flag clear)
+	Authenticators []string      `mapstructure:"authenticators"` // AAGUID allow-list (canonical UUID strings), empty = any
 }
 
 // Rule is a compiled access rule. The exported fields are read-only for callers; the
