@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -26,14 +28,45 @@ const cookieVersion = 1
 type codec struct {
 	sc   *securecookie.SecureCookie
 	name string
+
+	// verified remembers cookie values that passed verification, so that the forward-auth hot
+	// path pays for HMAC and AES once per cookie rather than once per request. Only values that
+	// verified can enter it, so an attacker cannot fill it; it is bounded and emptied when full.
+	// Expiry and revocation are still checked against the session on every request.
+	mu       sync.RWMutex
+	verified map[string][sessionIDLen]byte
 }
+
+// maxVerified bounds the verified-cookie cache (about 200 bytes an entry).
+const maxVerified = 50000
 
 func newCodec(name string, hashKey, blockKey []byte, maxAge time.Duration) *codec {
 	sc := securecookie.New(hashKey, blockKey)
 	sc.SetSerializer(securecookie.NopEncoder{})
 	sc.MaxAge(int(maxAge / time.Second))
 	sc.MaxLength(4096)
-	return &codec{sc: sc, name: name}
+	return &codec{sc: sc, name: name, verified: map[string][sessionIDLen]byte{}}
+}
+
+// decodeCached is decode with the verified-cookie cache in front of it.
+func (c *codec) decodeCached(value string) ([sessionIDLen]byte, error) {
+	c.mu.RLock()
+	id, ok := c.verified[value]
+	c.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	id, err := c.decode(value)
+	if err != nil {
+		return id, err
+	}
+	c.mu.Lock()
+	if len(c.verified) >= maxVerified {
+		c.verified = map[string][sessionIDLen]byte{}
+	}
+	c.verified[strings.Clone(value)] = id
+	c.mu.Unlock()
+	return id, nil
 }
 
 func (c *codec) encode(id [sessionIDLen]byte, now time.Time) (string, error) {
@@ -119,7 +152,7 @@ func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
 	if !ok {
 		return Identity{}, false
 	}
-	sid, err := s.sessions.decode(value)
+	sid, err := s.sessions.decodeCached(value)
 	if err != nil {
 		return Identity{}, false
 	}
