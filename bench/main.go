@@ -1,0 +1,445 @@
+// Command bench measures Latchkey on loopback against bare Go baselines in the same run: the
+// forward-auth check against a bare net/http handler, and reverse-proxy mode against a bare
+// httputil.ReverseProxy, with the servers pinned to one CPU and wrk to another. It also measures
+// login ceremonies per second, start-to-ready time, and resident memory, and writes the table to
+// BENCHMARKS.md. Run it from the repository root: go run ./bench
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchkeyhq/latchkey/internal/lktest"
+)
+
+func main() {
+	var (
+		duration    = flag.Duration("duration", 10*time.Second, "length of each load run")
+		connections = flag.Int("connections", 32, "concurrent connections")
+		out         = flag.String("out", "BENCHMARKS.md", "where to write the results table (empty: stdout only)")
+		serverCPU   = flag.String("server-cpu", "0", "CPU list for the servers under test (taskset -c)")
+		loadCPU     = flag.String("load-cpu", "1", "CPU list for wrk and the upstream")
+		serveBare   = flag.String("serve-bare", "", "internal: serve a bare 200 handler on this address")
+		serveUp     = flag.String("serve-upstream", "", "internal: serve the upstream on this address")
+		serveProxy  = flag.String("serve-bare-proxy", "", "internal: serve a bare reverse proxy on this address")
+		upstreamURL = flag.String("upstream", "", "internal: upstream for -serve-bare-proxy")
+	)
+	flag.Parse()
+	switch {
+	case *serveBare != "":
+		log.Fatal(http.ListenAndServe(*serveBare, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+		})))
+	case *serveUp != "":
+		body := bytes.Repeat([]byte("x"), 512)
+		log.Fatal(http.ListenAndServe(*serveUp, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(body)
+		})))
+	case *serveProxy != "":
+		u, err := url.Parse(*upstreamURL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
+			Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+		log.Fatal(http.ListenAndServe(*serveProxy, rp))
+	}
+	if err := run(*duration, *connections, *serverCPU, *loadCPU, *out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type result struct {
+	name     string
+	rps      float64
+	p50, p99 time.Duration
+	non2xx   int
+}
+
+func run(d time.Duration, conns int, serverCPU, loadCPU, out string) error {
+	for _, tool := range []string{"wrk", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is needed (Debian packages wrk and util-linux)", tool)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "latchkey-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(tmp, "latchkey")
+	log.Printf("building latchkey")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/latchkey").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}()
+	start := func(cpu string, args ...string) (*exec.Cmd, error) {
+		cmd := exec.Command("taskset", append([]string{"-c", cpu}, args...)...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	upAddr, bareAddr, bareProxyAddr, lkAddr, metricsAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	if _, err := start(loadCPU, self, "-serve-upstream", upAddr); err != nil {
+		return err
+	}
+	if _, err := start(serverCPU, self, "-serve-bare", bareAddr); err != nil {
+		return err
+	}
+	if _, err := start(serverCPU, self, "-serve-bare-proxy", bareProxyAddr, "-upstream", "http://"+upAddr); err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(lkAddr)
+	public := "http://localhost:" + port
+	cfgPath := filepath.Join(tmp, "latchkey.yaml")
+	cfg := fmt.Sprintf(`data_dir: %s
+server:
+  listen: %s
+  public_url: %s
+access_control:
+  default_policy: deny
+  rules:
+    - hosts: ["app.localhost", "app.localhost:%s"]
+      policy: passkey
+routes:
+  - host: app.localhost:%s
+    upstream: http://%s
+metrics:
+  listen: %s
+log:
+  level: warn
+`, filepath.Join(tmp, "data"), lkAddr, public, port, port, upAddr, metricsAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	for _, addr := range []string{upAddr, bareAddr, bareProxyAddr} {
+		if err := waitHTTP("http://"+addr+"/", 10*time.Second); err != nil {
+			return err
+		}
+	}
+	// Create the user and the database first, so that start-to-ready is measured on an existing one.
+	add := exec.Command(bin, "user", "add", "bench", "--config", cfgPath)
+	addOut, err := add.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("user add: %v\n%s", err, addOut)
+	}
+	lines := strings.Split(strings.TrimSpace(string(addOut)), "\n")
+	link, _ := url.Parse(lines[len(lines)-1])
+	var readies []time.Duration
+	var lk *exec.Cmd
+	for i := range 5 {
+		t0 := time.Now()
+		lk, err = start(serverCPU, bin, "serve", "--config", cfgPath)
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(public+"/.latchkey/healthz", 10*time.Second); err != nil {
+			return err
+		}
+		readies = append(readies, time.Since(t0))
+		if i < 4 {
+			lk.Process.Signal(os.Interrupt)
+			lk.Wait()
+			procs = procs[:len(procs)-1]
+		}
+	}
+	sort.Slice(readies, func(i, j int) bool { return readies[i] < readies[j] })
+
+	pk := lktest.NewPasskey()
+	cookie, err := enrol(public, link.Query().Get("token"), pk)
+	if err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	runtime.GC()
+	idleRSS := procStatus(lk.Process.Pid, "VmRSS")
+
+	wrk := func(name, target string, headers ...string) (result, error) {
+		args := []string{"-c", loadCPU, "wrk", "-t1", "-c", strconv.Itoa(conns), "-d", d.String(), "--latency"}
+		for _, h := range headers {
+			args = append(args, "-H", h)
+		}
+		args = append(args, target)
+		log.Printf("wrk: %s", name)
+		outb, err := exec.Command("taskset", args...).CombinedOutput()
+		if err != nil {
+			return result{}, fmt.Errorf("wrk %s: %v\n%s", name, err, outb)
+		}
+		return parseWrk(name, string(outb))
+	}
+	fwd := []string{"X-Forwarded-Method: GET", "X-Forwarded-Proto: https", "X-Forwarded-Host: app.localhost",
+		"X-Forwarded-Uri: /d/dashboard?orgId=1", "X-Forwarded-For: 198.51.100.7"}
+	ck := "Cookie: latchkey_session=" + cookie
+	var res []result
+	for _, step := range []struct {
+		name, target string
+		headers      []string
+	}{
+		{"(a) bare net/http handler", "http://" + bareAddr + "/", nil},
+		{"(b) /auth/forward, valid cookie", "http://" + lkAddr + "/.latchkey/auth/forward", append([]string{ck}, fwd...)},
+		{"(c) /auth/forward, no cookie (302)", "http://" + lkAddr + "/.latchkey/auth/forward", append([]string{"Accept: text/html"}, fwd...)},
+		{"(d) /auth/request, valid cookie", "http://" + lkAddr + "/.latchkey/auth/request", []string{ck, "X-Original-URL: https://app.localhost/d/dashboard?orgId=1", "X-Original-Method: GET"}},
+		{"(e) reverse proxy, valid cookie", "http://" + lkAddr + "/d/dashboard", []string{ck, "Host: app.localhost:" + port}},
+		{"(f) bare httputil.ReverseProxy", "http://" + bareProxyAddr + "/d/dashboard", nil},
+	} {
+		r, err := wrk(step.name, step.target, step.headers...)
+		if err != nil {
+			return err
+		}
+		res = append(res, r)
+	}
+	log.Printf("login ceremonies")
+	cps, err := ceremonies(public, pk, d, 8)
+	if err != nil {
+		return err
+	}
+	peakRSS := procStatus(lk.Process.Pid, "VmHWM")
+	table := render(res, cps, readies[len(readies)/2], idleRSS, peakRSS, d, conns)
+	fmt.Print(table)
+	if out != "" {
+		return os.WriteFile(out, []byte(table), 0o644)
+	}
+	return nil
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(u string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within %s", u, limit)
+}
+
+// client talks to a running latchkey as a browser on its public origin.
+type client struct {
+	public  string
+	cookies map[string]string
+	xff     string
+}
+
+func (c *client) post(path string, body []byte) ([]byte, int, error) {
+	req, _ := http.NewRequest("POST", c.public+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", c.public)
+	if c.xff != "" {
+		req.Header.Set("X-Forwarded-For", c.xff)
+	}
+	var parts []string
+	for k, v := range c.cookies {
+		parts = append(parts, k+"="+v)
+	}
+	req.Header.Set("Cookie", strings.Join(parts, "; "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, ck := range resp.Cookies() {
+		if ck.MaxAge < 0 {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	return b, resp.StatusCode, nil
+}
+
+func enrol(public, token string, pk *lktest.Passkey) (string, error) {
+	c := &client{public: public, cookies: map[string]string{}}
+	body, _ := json.Marshal(map[string]string{"token": token})
+	b, status, err := c.post("/.latchkey/api/register/begin", body)
+	if err != nil || status != 200 {
+		return "", fmt.Errorf("register/begin: %d %v %s", status, err, b)
+	}
+	opts, err := lktest.ParseOptions(b)
+	if err != nil {
+		return "", err
+	}
+	b, status, err = c.post("/.latchkey/api/register/finish", pk.Attest(opts, public, lktest.Ceremony{}))
+	if err != nil || status != 200 {
+		return "", fmt.Errorf("register/finish: %d %v %s", status, err, b)
+	}
+	return c.cookies["latchkey_session"], nil
+}
+
+// ceremonies runs begin+finish logins from several goroutines for d and returns successes per
+// second. The assertions use a zero counter (as synced passkeys do) so that concurrent logins with
+// one passkey do not trip clone detection; each iteration claims a different client address
+// through the trusted loopback proxy, so per-address rate limits do not cap the measurement.
+func ceremonies(public string, pk *lktest.Passkey, d time.Duration, workers int) (float64, error) {
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	zero := uint32(0)
+	t0 := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c := &client{public: public, cookies: map[string]string{},
+					xff: fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))}
+				b, status, err := c.post("/.latchkey/api/login/begin", []byte("{}"))
+				if err != nil || status != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("begin %d %v %s", status, err, b))
+					continue
+				}
+				opts, err := lktest.ParseOptions(b)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, status, err = c.post("/.latchkey/api/login/finish", pk.Assert(opts, public, lktest.Ceremony{Counter: &zero}))
+				if err != nil || status != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("finish %d %v %s", status, err, b))
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() == 0 {
+		return 0, fmt.Errorf("no login succeeded: %v", firstErr.Load())
+	}
+	if f := failed.Load(); f > 0 {
+		log.Printf("%d logins failed (first: %v)", f, firstErr.Load())
+	}
+	return float64(ok.Load()) / time.Since(t0).Seconds(), nil
+}
+
+var latencyRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+
+func parseWrk(name, out string) (result, error) {
+	r := result{name: name}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "Requests/sec:"); ok {
+			r.rps, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if v, ok := strings.CutPrefix(line, "Non-2xx or 3xx responses:"); ok {
+			r.non2xx, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	for _, m := range latencyRe.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]
+		if m[1] == "50" {
+			r.p50 = time.Duration(v * float64(unit))
+		} else {
+			r.p99 = time.Duration(v * float64(unit))
+		}
+	}
+	if r.rps == 0 {
+		return r, errors.New("wrk output without Requests/sec:\n" + out)
+	}
+	return r, nil
+}
+
+func procStatus(pid int, key string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "n/a"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+		}
+	}
+	return "n/a"
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
+}
+
+func render(res []result, cps float64, ready time.Duration, idle, peak string, d time.Duration, conns int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured by `go run ./bench` on %s, %s.\n", machine(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Each row is one wrk run of %s at %d connections on 127.0.0.1; the servers run pinned to one CPU and wrk\n", d, conns)
+	fmt.Fprintf(&b, "(and the upstream) to the other. Ratios compare rows of the same run; absolute figures depend on the machine and its load.\n\n")
+	fmt.Fprintln(&b, "| case | requests/s | ratio | p50 | p99 | non-2xx/3xx |")
+	fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 5}
+	for i, r := range res {
+		ratio := "baseline"
+		if bi, ok := base[i]; ok {
+			ratio = fmt.Sprintf("%.0f%% of %s", 100*r.rps/res[bi].rps, res[bi].name[:3])
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", r.name, r.rps, ratio, r.p50, r.p99, r.non2xx)
+	}
+	fmt.Fprintf(&b, "\n| other | value |\n| --- | ---: |\n")
+	fmt.Fprintf(&b, "| login ceremonies per second (begin + finish, 8 clients, ES256) | %.0f |\n", cps)
+	fmt.Fprintf(&b, "| start to ready on an existing database (median of 5) | %s |\n", ready.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| resident memory after start and one login | %s |\n", idle)
+	fmt.Fprintf(&b, "| peak resident memory over the whole run | %s |\n", peak)
+	return b.String()
+}
