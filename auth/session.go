@@ -126,6 +126,8 @@ type Identity struct {
 	AAGUID         string
 	// TokenHosts limits an API token to these hosts (canonical; empty for sessions).
 	TokenHosts []string
+
+	session *viewSession // for Touch
 }
 
 // Restricted reports whether the session was made by a recovery method and may only enrol a passkey.
@@ -148,27 +150,57 @@ func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
 	if id, ok := s.authenticateToken(r); ok {
 		return id, true
 	}
-	value, ok := cookieValue(r, s.opts.CookieName)
-	if !ok {
-		return Identity{}, false
+	// A browser can hold more than one cookie of this name (a stale host-only one next to the
+	// domain one): the first that verifies wins. The number tried is bounded, so a header that
+	// repeats the cookie many times costs little.
+	cur := cookieCursor{lines: r.Header["Cookie"]}
+	for try := 0; try < maxCookieTries; try++ {
+		value, ok := cur.next(s.opts.CookieName)
+		if !ok {
+			break
+		}
+		sid, err := s.sessions.decodeCached(value)
+		if err != nil {
+			continue
+		}
+		return s.view.check(r.Context(), sid, s.now())
 	}
-	sid, err := s.sessions.decodeCached(value)
-	if err != nil {
-		return Identity{}, false
+	return Identity{}, false
+}
+
+// maxCookieTries bounds how many same-named session cookies one request may make us verify.
+const maxCookieTries = 4
+
+// Touch records an allowed use of a session: the inactivity clock slides only on allowed
+// checks, never on refused ones (a 403 must not keep an idle session alive).
+func (s *Service) Touch(id Identity) {
+	if id.session != nil {
+		id.session.lastSeen.Store(s.now().UnixMilli())
 	}
-	return s.view.check(r.Context(), sid, s.now())
 }
 
 // cookieValue returns the first cookie of that name. Unlike r.Cookie it does not build a Cookie
 // for every cookie in the header, and it stops at the first match.
 func cookieValue(r *http.Request, name string) (string, bool) {
-	for _, line := range r.Header["Cookie"] {
-		for len(line) > 0 {
+	c := cookieCursor{lines: r.Header["Cookie"]}
+	return c.next(name)
+}
+
+// cookieCursor walks the Cookie header lines without allocating, so that callers can look for
+// further cookies of the same name.
+type cookieCursor struct {
+	lines []string
+	line  string // the unread rest of the current line
+}
+
+func (c *cookieCursor) next(name string) (string, bool) {
+	for {
+		for len(c.line) > 0 {
 			var part string
-			if i := indexByte(line, ';'); i >= 0 {
-				part, line = line[:i], line[i+1:]
+			if j := indexByte(c.line, ';'); j >= 0 {
+				part, c.line = c.line[:j], c.line[j+1:]
 			} else {
-				part, line = line, ""
+				part, c.line = c.line, ""
 			}
 			part = trimSpace(part)
 			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
@@ -179,8 +211,11 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 				return v, true
 			}
 		}
+		if len(c.lines) == 0 {
+			return "", false
+		}
+		c.line, c.lines = c.lines[0], c.lines[1:]
 	}
-	return "", false
 }
 
 func indexByte(s string, c byte) int {

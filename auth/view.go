@@ -179,9 +179,8 @@ func (v *view) check(ctx context.Context, sid [sessionIDLen]byte, now time.Time)
 	if v.inactivity > 0 && nowMS-vs.lastSeen.Load() > v.inactivity && !v.seenElsewhere(ctx, vs, nowMS) {
 		return Identity{}, false
 	}
-	vs.lastSeen.Store(nowMS)
 	return Identity{User: u, SessionID: vs.id, Method: vs.method, VerifiedAt: vs.verifiedAt,
-		BackupEligible: vs.backupEligible, AAGUID: vs.aaguid}, true
+		BackupEligible: vs.backupEligible, AAGUID: vs.aaguid, session: vs}, true
 }
 
 // seenElsewhere asks the store whether another replica saw the session more recently than this one.

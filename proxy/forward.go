@@ -61,6 +61,7 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 	switch rule.Policy {
 	case PolicyBypass:
 		if signedIn && !id.Restricted() {
+			h.auth.Touch(id)
 			return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "bypass"}
 		}
 		return Decision{outcome: allow, Rule: rule, Reason: "bypass"}
@@ -90,6 +91,7 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 			return Decision{outcome: stepUp, Identity: id, Rule: rule, Reason: "passkey check older than max_age"}
 		}
 	}
+	h.auth.Touch(id) // the idle clock slides on allowed checks only
 	return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "passkey"}
 }
 
@@ -116,10 +118,13 @@ func setIdentity(hd http.Header, id auth.Identity) {
 	if id.User == nil {
 		return
 	}
-	hd["Remote-User"] = []string{id.User.Name}
-	hd["Remote-Email"] = []string{id.User.Email}
-	hd["Remote-Name"] = []string{id.User.DisplayName}
-	hd["Remote-Groups"] = []string{id.User.GroupsHeader}
+	// One backing array for the four values: one allocation instead of four on the hot path.
+	// The three-index slices keep an append to one header from overwriting the next.
+	v := &[4]string{id.User.Name, id.User.Email, id.User.DisplayName, id.User.GroupsHeader}
+	hd["Remote-User"] = v[0:1:1]
+	hd["Remote-Email"] = v[1:2:2]
+	hd["Remote-Name"] = v[2:3:3]
+	hd["Remote-Groups"] = v[3:4:4]
 }
 
 // forwardedHeaders are the headers that describe another request; only trusted proxies may send them.
@@ -150,8 +155,10 @@ func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint s
 	if ok && h.opts.Trusted.Contains(peer) {
 		return true
 	}
-	h.opts.Logger.Warn("forward-auth request from an untrusted peer refused; add the proxy's address to server.trusted_proxies if it is yours",
-		"peer", r.RemoteAddr, "endpoint", endpoint, "forwarded_headers", hasForwarded(r))
+	if h.untrustedLog.Allow() {
+		h.opts.Logger.Warn("forward-auth request from an untrusted peer refused; add the proxy's address to server.trusted_proxies if it is yours",
+			"peer", r.RemoteAddr, "endpoint", endpoint, "forwarded_headers", hasForwarded(r))
+	}
 	h.opts.Metrics.Authz(endpoint, "untrusted", 0)
 	writeStatus(w, http.StatusForbidden, "forbidden: this peer is not in server.trusted_proxies")
 	return false
@@ -308,14 +315,19 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, endpoint string
 		if d.outcome == stepUp {
 			result = "step_up"
 		}
-		if redirects && t != nil && isNavigation(t.method, r) {
-			q := url.Values{"rd": {t.originalURL()}}
-			if d.outcome == stepUp {
-				q.Set("stepup", "1")
-			}
-			hd.Set("Location", h.loginURL+"?"+q.Encode())
+		switch {
+		case t == nil:
+			writeStatus(w, http.StatusUnauthorized, "unauthorized")
+		case redirects && isNavigation(t.method, r):
+			hd["Location"] = []string{h.loginLocation(t, d.outcome == stepUp)}
 			w.WriteHeader(http.StatusFound)
-		} else {
+		case !redirects:
+			// Nginx's auth_request passes on 2xx, 401 and 403 only, so /auth/request answers 401
+			// and hands the login address over in Location: the deploy snippet turns it into
+			// the 302 (auth_request_set + error_page 401 =302), rd percent-encoded by us.
+			hd["Location"] = []string{h.loginLocation(t, d.outcome == stepUp)}
+			writeStatus(w, http.StatusUnauthorized, "unauthorized")
+		default:
 			writeStatus(w, http.StatusUnauthorized, "unauthorized")
 		}
 	case forbid:
@@ -336,6 +348,15 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, endpoint string
 }
 
 var noStore = []string{"no-store"}
+
+// loginLocation is the login page's address with the original URL as rd.
+func (h *Handler) loginLocation(t *target, stepUp bool) string {
+	q := url.Values{"rd": {t.originalURL()}}
+	if stepUp {
+		q.Set("stepup", "1")
+	}
+	return h.loginURL + "?" + q.Encode()
+}
 
 func forbidMessage(d Decision) string {
 	switch {

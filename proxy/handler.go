@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/latchkeyhq/latchkey/auth"
 )
 
@@ -55,6 +57,8 @@ type Handler struct {
 	routes     map[string]*upstream
 	loginURL   string
 	portalHost string
+	// untrustedLog limits the untrusted-peer warning: a scanner must not be able to flood the log.
+	untrustedLog *rate.Limiter
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -87,6 +91,8 @@ func New(opts Options) (*Handler, error) {
 		routes:     map[string]*upstream{},
 		loginURL:   opts.PublicURL.Scheme + "://" + opts.PublicURL.Host + "/.latchkey/login",
 		portalHost: portal,
+		// A misconfigured proxy shows up at once; a flood costs a few lines a second at most.
+		untrustedLog: rate.NewLimiter(rate.Every(time.Second), 5),
 	}
 	for _, rt := range opts.Routes {
 		h.routes[rt.Host] = h.newUpstream(rt)
