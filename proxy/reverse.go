@@ -3,11 +3,14 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"time"
+
+	"github.com/latchkeyhq/latchkey/auth"
 )
 
 // upstream is one route's reverse proxy.
@@ -43,7 +46,7 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 			scrubIdentity(pr.Out.Header)
 			removeCookie(pr.Out, h.opts.CookieName)
 			if d, ok := pr.In.Context().Value(identityKey{}).(*Decision); ok {
-				if d.Identity.Method == "token" {
+				if d.Identity.Method == auth.MethodToken {
 					pr.Out.Header.Del("Authorization") // the token never reaches the upstream
 				}
 				setIdentity(pr.Out.Header, d.Identity)
@@ -164,24 +167,69 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.opts.Metrics.Authz("proxy", "allowed", time.Since(start))
-	if r.Header.Get("Upgrade") != "" || r.ContentLength != 0 {
-		// WebSockets and uploads may legitimately outlast the server's read and write timeouts;
-		// the upstream timeout and the client's own connection bound them instead.
-		rc := http.NewResponseController(w)
-		rc.SetReadDeadline(time.Time{})
-		rc.SetWriteDeadline(time.Time{})
-	}
-	ctx := context.WithValue(r.Context(), identityKey{}, &d)
 	rec := &statusRecorder{ResponseWriter: w}
+	r = h.rollDeadlines(rec, r)
+	ctx := context.WithValue(r.Context(), identityKey{}, &d)
 	up.proxy.ServeHTTP(rec, r.WithContext(ctx))
 	h.opts.Metrics.Upstream(up.name, rec.status, time.Since(start))
 }
 
-// statusRecorder passes everything through; it exists so that Flush and Hijack keep working via
-// Unwrap while the status is recorded.
+// rollDeadlines turns the server's read and write timeouts, which bound a whole request, into
+// bounds on each read of the request body and each write of the response. A proxied request may
+// legitimately outlast them (a large upload, a server-sent event stream, a WebSocket), while a
+// client that stops reading or sending is still cut off after the same time.
+//
+// The read deadline is cleared once the body is consumed: net/http cancels the request's context
+// when a read deadline passes during the response, which would end a long stream mid-way.
+func (h *Handler) rollDeadlines(rec *statusRecorder, r *http.Request) *http.Request {
+	rc := http.NewResponseController(rec.ResponseWriter)
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil || r.Header.Get("Upgrade") != "" {
+		// An upgraded connection is bounded by the client and upstream closing it; the
+		// timeouts of the server are for HTTP requests.
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+		return r
+	}
+	if srv.WriteTimeout > 0 {
+		rec.rc, rec.idle = rc, srv.WriteTimeout
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		rc.SetReadDeadline(time.Time{})
+		return r
+	}
+	if srv.ReadTimeout <= 0 {
+		return r
+	}
+	r2 := *r
+	r2.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, idle: srv.ReadTimeout}
+	return &r2
+}
+
+// deadlineBody moves the connection's read deadline forward on every read of the request body
+// and clears it at the end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// statusRecorder records the status and moves the write deadline forward before each write.
+// Flush and Hijack keep working through Unwrap.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	rc     *http.ResponseController // nil: no write deadline to move
+	idle   time.Duration
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -189,6 +237,24 @@ func (s *statusRecorder) WriteHeader(code int) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if s.rc != nil {
+		s.rc.SetWriteDeadline(time.Now().Add(s.idle))
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// FlushError moves the write deadline forward like Write does; ReverseProxy flushes through it.
+func (s *statusRecorder) FlushError() error {
+	if s.rc != nil {
+		s.rc.SetWriteDeadline(time.Now().Add(s.idle))
+	}
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
