@@ -10,8 +10,22 @@ import (
 // maxRedirectLen bounds the rd value; a longer one is refused rather than parsed.
 const maxRedirectLen = 8 << 10
 
-// accountPath is the only page under /.latchkey/ that a redirect may point to.
+// accountPath is the fallback target of every refused redirect.
 const accountPath = "/.latchkey/account"
+
+// returnPages are the signed-in pages under /.latchkey/ that a redirect may return to: the
+// account page, and the token and admin pages that send a user through step-up and back.
+// Nothing else under /.latchkey/ (ceremony APIs, logout, enrolment) is ever a target.
+func returnPage(clean string) bool {
+	switch clean {
+	case accountPath, "/.latchkey/tokens", "/.latchkey/admin", "/.latchkey/admin/audit":
+		return true
+	}
+	if rest, ok := strings.CutPrefix(clean, "/.latchkey/admin/users/"); ok {
+		return rest != "" && !strings.Contains(rest, "/")
+	}
+	return false
+}
 
 // RedirectPolicy validates the rd parameter of the login, login-finish and logout sinks.
 //
@@ -20,7 +34,8 @@ const accountPath = "/.latchkey/account"
 // (exact, or "*.example.com" for any deeper subdomain), or inside CookieDomain on a dot
 // boundary, a port that is the scheme's default (or, for the portal's host, the portal's own
 // port; or one that a Hosts entry names exactly), and a path that does not point into
-// /.latchkey/ apart from the account page. Everything else gets the account page.
+// /.latchkey/ apart from the signed-in pages (account, tokens, admin). Everything else gets the
+// account page.
 type RedirectPolicy struct {
 	Portal       *url.URL // public_url
 	Hosts        []string // Rules.Hosts() and route hosts
@@ -79,7 +94,7 @@ func (p RedirectPolicy) check(raw string) (*url.URL, bool) {
 	// Case-insensitively, because refusing /.LATCHKEY/ costs nothing and some upstreams fold
 	// case.
 	if len(clean) >= len("/.latchkey") && strings.EqualFold(clean[:len("/.latchkey")], "/.latchkey") &&
-		(len(clean) == len("/.latchkey") || clean[len("/.latchkey")] == '/') && clean != accountPath {
+		(len(clean) == len("/.latchkey") || clean[len("/.latchkey")] == '/') && !returnPage(clean) {
 		return nil, false
 	}
 	return u, true

@@ -180,6 +180,17 @@ func (s *Store) CountCeremonies(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// DropOldestCeremonies deletes the n ceremonies closest to expiry. The ceremony cap uses it so
+// that a flood from many addresses pushes out the flood's own oldest rows instead of refusing
+// every new sign-in (a global lockout).
+func (s *Store) DropOldestCeremonies(ctx context.Context, n int) error {
+	_, err := s.db.ExecContext(ctx, s.q("DELETE FROM ceremonies WHERE id IN (SELECT id FROM ceremonies ORDER BY expires_at LIMIT ?)"), n)
+	if err != nil {
+		return fmt.Errorf("store: drop oldest ceremonies: %w", err)
+	}
+	return nil
+}
+
 // Sweep deletes expired ceremonies and invites, and sessions long past their expiry.
 func (s *Store) Sweep(ctx context.Context) error {
 	now := ms(s.now())

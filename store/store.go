@@ -229,6 +229,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			continue
 		}
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
+			// Another process (a replica, the CLI) may have applied it since we looked: look again
+			// inside the write transaction, which serializes migrators.
+			var done sql.NullInt64
+			if err := tx.QueryRowContext(ctx, s.q("SELECT MAX(version) FROM schema_version WHERE version >= ?"), m.version).Scan(&done); err != nil {
+				return err
+			}
+			if done.Valid {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
