@@ -1,33 +1,217 @@
 package auth
 
-import "net/http"
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
-// Account self-service and recovery handlers. (Filled in by the recovery and account work.)
+	"github.com/latchkeyhq/latchkey/store"
+)
+
+// Account self-service (issue 6): rename and remove passkeys, make new recovery codes, end
+// sessions. Every handler takes the user from the session cookie and from nothing else in the
+// request (HOSTILE PUB-26b), and needs a full session: a recovery session may only enrol a
+// passkey, and anything else it tries is refused with 403 and audited.
+
+// maxPasskeyName bounds a passkey's label (in characters).
+const maxPasskeyName = 64
+
+// accountOwner returns the identity of a request that may manage its own account.
+func (s *Service) accountOwner(r *http.Request) (Identity, error) {
+	id, ok := s.Authenticate(r)
+	if !ok || id.SessionID == "" {
+		// No session, or an API token: account management is for people at a browser.
+		return id, fail(http.StatusUnauthorized, "sign in first", nil)
+	}
+	if id.Restricted() {
+		s.audit(r.Context(), r, id.User.ID, "restricted_session_refused", r.Method+" "+r.URL.Path)
+		return id, fail(http.StatusForbidden, "create a new passkey first; until then this session can do nothing else", nil)
+	}
+	return id, nil
+}
+
+// decodeCredentialID reads a passkey ID as the account page and the CLI print it (base64url).
+func decodeCredentialID(s string) ([]byte, error) {
+	id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil || len(id) == 0 || len(id) > 1023 {
+		return nil, fail(http.StatusBadRequest, "unknown passkey", err)
+	}
+	return id, nil
+}
+
+// cleanPasskeyName trims a label and refuses control characters (which could rewrite an admin's
+// terminal when the CLI prints the name) and overlong or empty names.
+func cleanPasskeyName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxPasskeyName {
+		return "", fail(http.StatusBadRequest, fmt.Sprintf("a passkey name has 1 to %d characters", maxPasskeyName), nil)
+	}
+	for _, c := range name {
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
+			return "", fail(http.StatusBadRequest, "a passkey name cannot hold control characters", nil)
+		}
+	}
+	return name, nil
+}
 
 func (s *Service) renamePasskey(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
+	id, err := s.accountOwner(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	credID, err := decodeCredentialID(body.ID)
+	if err != nil {
+		return err
+	}
+	name, err := cleanPasskeyName(body.Name)
+	if err != nil {
+		return err
+	}
+	// The store matches the passkey and the user together: another user's passkey is "unknown".
+	if err := s.store.RenameCredential(r.Context(), id.User.ID, credID, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "unknown passkey", err)
+		}
+		return err
+	}
+	s.audit(r.Context(), r, id.User.ID, "passkey_renamed", "credential "+credRef(credID))
+	writeJSON(w, http.StatusOK, map[string]string{"id": body.ID, "name": name})
+	return nil
 }
 
 func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
+	id, err := s.accountOwner(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ID string `json:"id"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	credID, err := decodeCredentialID(body.ID)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	switch err := s.store.RemoveOwnCredential(ctx, id.User.ID, credID); {
+	case errors.Is(err, store.ErrNotFound):
+		return fail(http.StatusNotFound, "unknown passkey", err)
+	case errors.Is(err, store.ErrLastPasskey):
+		s.audit(ctx, r, id.User.ID, "passkey_remove_refused", "last passkey, no unused recovery code")
+		return fail(http.StatusConflict, "This is your only passkey and you have no unused recovery codes, so removing it "+
+			"would lock you out. Add another passkey or make new recovery codes first.", err)
+	case err != nil:
+		return err
+	}
+	// Removing a passkey ends the sessions it made, at once, in this process too.
+	s.Refresh(ctx)
+	s.audit(ctx, r, id.User.ID, "passkey_removed", "credential "+credRef(credID))
+	out := map[string]any{"removed": body.ID}
+	if _, still := s.Authenticate(r); !still {
+		// This browser signed in with the passkey just removed: its session is over as well.
+		s.clearSessionCookie(w)
+		out["redirect"] = s.loginURL()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (s *Service) regenerateCodes(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
+	id, err := s.accountOwner(r)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength != 0 {
+		var body struct{}
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	codes, hashes, err := newRecoveryCodes()
+	if err != nil {
+		return err
+	}
+	// The old codes stop working in the same transaction that stores the new ones.
+	if err := s.store.ReplaceRecoveryCodes(r.Context(), id.User.ID, hashes); err != nil {
+		return err
+	}
+	s.audit(r.Context(), r, id.User.ID, "recovery_codes_regenerated", fmt.Sprintf("%d codes", len(codes)))
+	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+	return nil
 }
 
 func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
+	id, err := s.accountOwner(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ID string `json:"id"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if _, ok := decodeID(body.ID); !ok {
+		return fail(http.StatusNotFound, "unknown session", nil)
+	}
+	ctx := r.Context()
+	// Scoped to the signed-in user: another user's session ID is "unknown", never revoked.
+	if err := s.store.RevokeSession(ctx, id.User.ID, body.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "unknown session", err)
+		}
+		return err
+	}
+	s.Refresh(ctx)
+	current := body.ID == id.SessionID
+	detail := "another session"
+	if current {
+		detail = "this session"
+	}
+	s.audit(ctx, r, id.User.ID, "session_revoked", detail)
+	out := map[string]string{}
+	if current {
+		s.clearSessionCookie(w)
+		out["redirect"] = s.loginURL()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
+	id, err := s.accountOwner(r)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength != 0 {
+		var body struct{}
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	ctx := r.Context()
+	n, err := s.store.RevokeSessions(ctx, id.User.ID)
+	if err != nil {
+		return err
+	}
+	s.Refresh(ctx)
+	s.audit(ctx, r, id.User.ID, "sessions_revoked", fmt.Sprintf("%d sessions (sign out everywhere)", n))
+	s.clearSessionCookie(w)
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": n, "redirect": s.loginURL()})
+	return nil
 }
 
-func (s *Service) recoverWithCode(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
-}
-
-func (s *Service) recoverByEmail(w http.ResponseWriter, r *http.Request) error {
-	return fail(http.StatusNotImplemented, "not implemented yet", nil)
-}
+func (s *Service) loginURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/login" }

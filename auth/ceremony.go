@@ -104,7 +104,10 @@ func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind
 	}
 	if n >= maxCeremonies {
 		// The table is bounded: expired rows are swept every minute, and rate limits keep any one
-		// client far below this; reaching it means a flood from many addresses.
+		// client far below this; reaching it means a flood from many addresses. Refusing new
+		// ceremonies then would lock every legitimate user out for the flood's lifetime, so the
+		// oldest rows give way instead: the flood has to outpace a person's few seconds at the
+		// authenticator, from more addresses than the per-address limits allow.
 		if err := s.store.Sweep(ctx); err != nil {
 			return err
 		}
@@ -113,7 +116,10 @@ func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind
 		}
 		if n >= maxCeremonies {
 			s.metrics.RateLimited("ceremonies")
-			return fail(http.StatusServiceUnavailable, "too many sign-ins in progress, try again shortly", nil)
+			s.log.Warn("ceremony table full; dropping the oldest ceremonies", "in_flight", n)
+			if err := s.store.DropOldestCeremonies(ctx, int(n-maxCeremonies)+1); err != nil {
+				return err
+			}
 		}
 	}
 	id, err := newSessionID()
@@ -470,9 +476,21 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.Refresh(ctx)
-	} else if _, err := s.newSession(ctx, w, r, newSessionParams{userID: owner.ID, method: MethodPasskey, credentialID: stored.ID,
-		backupEligible: cred.Flags.BackupEligible, aaguid: stored.AAGUID}); err != nil {
-		return err
+	} else {
+		if _, err := s.newSession(ctx, w, r, newSessionParams{userID: owner.ID, method: MethodPasskey, credentialID: stored.ID,
+			backupEligible: cred.Flags.BackupEligible, aaguid: stored.AAGUID}); err != nil {
+			return err
+		}
+		if signedIn && cur.SessionID != "" {
+			// The new cookie replaces the browser's previous one, which may have been planted by a
+			// sibling subdomain (session fixation) or be a recovery session: end it, so that no
+			// value the browser held before the login still works after it.
+			if err := s.store.RevokeSession(ctx, "", cur.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("auth: end the replaced session: %w", err)
+			}
+			s.Refresh(ctx)
+			s.audit(ctx, r, cur.User.ID, "session_replaced", "by a sign-in of "+owner.Name)
+		}
 	}
 	s.metrics.Ceremony(kindLogin, "ok")
 	s.audit(ctx, r, owner.ID, "login", "credential "+credRef(stored.ID))

@@ -18,14 +18,25 @@ type limitSpec struct {
 // Limits per scope. Keys are a client address or a user name. Ceremony begins are cheap for a
 // person and expensive for a flood; recovery attempts are few for a person and the target of
 // brute force.
+//
+// Recovery codes (issue 6, HOSTILE PUB-28): every attempt, right or wrong, takes a token from the
+// client address's bucket and from the named account's bucket, before the code is looked at, so
+// that concurrent guesses cannot overtake the count. Five tries per account, then one every ten
+// minutes (144 a day, whatever the number of addresses); ten per address, then one a minute. With
+// 80-bit codes that leaves nothing to brute force, and a person who mistypes twice is not bothered.
+// A success forgets the account's bucket.
 var limitSpecs = map[string]limitSpec{
-	"login-ip":      {every: time.Second, burst: 30},
-	"register-ip":   {every: 2 * time.Second, burst: 20},
-	"recover-ip":    {every: time.Minute, burst: 10},
-	"recover-user":  {every: 5 * time.Minute, burst: 5},
+	"login-ip":     {every: time.Second, burst: 30},
+	"register-ip":  {every: 2 * time.Second, burst: 20},
+	"recover-ip":   {every: time.Minute, burst: 10},
+	"recover-user": {every: 10 * time.Minute, burst: 5},
+	// recover-email bounds the links mailed to one account (a mail bomb); when it is empty the
+	// request still answers 202 and nothing is sent, so the answer says nothing about the account.
 	"recover-email": {every: 10 * time.Minute, burst: 3},
-	"token-ip":      {every: time.Second, burst: 20},
-	"enroll-ip":     {every: 2 * time.Second, burst: 20},
+	// recover-email-ip bounds link requests from one address, whatever the account named.
+	"recover-email-ip": {every: time.Minute, burst: 5},
+	"token-ip":         {every: time.Second, burst: 20},
+	"enroll-ip":        {every: 2 * time.Second, burst: 20},
 }
 
 // maxLimiterKeys bounds the limiter map: a flood of distinct addresses cannot grow memory without
@@ -43,10 +54,38 @@ type limits struct {
 	mu       sync.Mutex
 	entries  map[string]*limiterEntry
 	overflow map[string]*rate.Limiter
+	// mail bounds the recovery e-mails being sent at once: they are sent in the background so
+	// that the answer does not depend on the account, and a flood must not pile up goroutines.
+	mail chan struct{}
 }
 
+// maxMailInFlight is how many recovery e-mails may be in flight at once; more are dropped (the
+// request still gets its 202, and the person can ask again).
+const maxMailInFlight = 16
+
 func newLimits(now func() time.Time) *limits {
-	return &limits{now: now, entries: map[string]*limiterEntry{}, overflow: map[string]*rate.Limiter{}}
+	return &limits{now: now, entries: map[string]*limiterEntry{}, overflow: map[string]*rate.Limiter{},
+		mail: make(chan struct{}, maxMailInFlight)}
+}
+
+// mailSlot takes one of the in-flight mail slots; ok is false when all are taken.
+func (l *limits) mailSlot() (release func(), ok bool) {
+	select {
+	case l.mail <- struct{}{}:
+		return func() { <-l.mail }, true
+	default:
+		return nil, false
+	}
+}
+
+// limiterKey bounds what a client-chosen key (a user name from a request body) costs the limiter
+// map: keys longer than any user name are cut, which only merges buckets of names that cannot exist.
+func limiterKey(s string) string {
+	const maxLen = 128
+	if len(s) > maxLen {
+		return s[:maxLen]
+	}
+	return s
 }
 
 // allow takes one token for key in scope; when none is left it sets Retry-After and returns a 429.

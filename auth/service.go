@@ -179,7 +179,10 @@ func (s *Service) now() time.Time { return s.opts.Now() }
 // Routes lists every path that auth serves, with its method.
 func (s *Service) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /.latchkey/static/", s.static)
+	mux.Handle("GET /.latchkey/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SecurityHeaders(w.Header())
+		s.static.ServeHTTP(w, r)
+	}))
 	mux.HandleFunc("GET /.latchkey/login", s.page(s.loginPage))
 	mux.HandleFunc("GET /.latchkey/enroll", s.page(s.enrolPage))
 	mux.HandleFunc("GET /.latchkey/account", s.page(s.accountPage))
@@ -214,7 +217,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.Routes()
 func (s *Service) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	w.Header().Set("Cache-Control", "no-store")
+	SecurityHeaders(w.Header())
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Error("health check: store does not answer", "err", err)
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
@@ -248,8 +251,13 @@ func fail(status int, msg string, cause error) error {
 // requests, caps the body, and writes errors as short JSON.
 func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		SecurityHeaders(w.Header())
 		err := s.sameOrigin(r)
+		if err == nil && r.ContentLength > maxJSONBody {
+			// Refuse a declared oversized body before any parser sees a byte of it; bodies of
+			// unknown length are cut off at the same cap by MaxBytesReader.
+			err = fail(http.StatusRequestEntityTooLarge, "request body too large", fmt.Errorf("content length %d", r.ContentLength))
+		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 			err = h(w, r)

@@ -83,11 +83,12 @@
     return data;
   }
 
-  // Turns a WebAuthn exception into words a person can act on.
+  // Turns an exception into words a person can act on: WebAuthn errors by name, server
+  // answers by their message (the server's words are meant for people), never a stack trace.
   function explain(err) {
     switch (err && err.name) {
       case "NotAllowedError":
-        return "No passkey was used: the request was cancelled, timed out, or your device could not verify you. Try again.";
+        return "No passkey was used. The request was cancelled or timed out, or your device could not verify you. Try again.";
       case "InvalidStateError":
         return "This device already has a passkey for this account.";
       case "SecurityError":
@@ -96,8 +97,14 @@
         return "This browser or device does not support passkeys.";
       case "AbortError":
         return "The passkey request was cancelled. Try again.";
+      case "TypeError":
+        if (!err.status) return "Could not reach the server. Check your connection and try again.";
     }
-    return (err && err.message) ? err.message : "Something went wrong. Try again.";
+    if (err && err.status) {
+      const msg = err.message.charAt(0).toUpperCase() + err.message.slice(1);
+      return /[.!?]$/.test(msg) ? msg : msg + ".";
+    }
+    return "Something went wrong. Try again.";
   }
 
   function showCodes(codes) {
@@ -125,6 +132,9 @@
     const stepUp = page.dataset.stepup === "1";
     let conditional = null;
 
+    // login runs one sign-in. A conditional request (passkey autofill) is started by the page,
+    // not by the person, so its failures stay silent: browsers reject it when no passkey is
+    // offered or the button replaced it. Once a passkey was chosen, every outcome is shown.
     async function login(mediation) {
       const opts = await api("/.latchkey/api/login/begin", { step_up: stepUp });
       const req = { publicKey: requestOptions(opts.publicKey) };
@@ -133,31 +143,42 @@
         req.mediation = "conditional";
         req.signal = conditional.signal;
       }
-      const cred = await navigator.credentials.get(req);
+      let cred;
+      try {
+        cred = await navigator.credentials.get(req);
+      } catch (e) {
+        if (mediation === "conditional") return;
+        throw e;
+      }
+      if (!cred) return;
+      conditional = null;
+      button.disabled = true;
       say("Checking your passkey…");
-      const res = await api("/.latchkey/api/login/finish" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), credentialJSON(cred));
-      say("Signed in.", "ok");
-      window.location.assign(res.redirect);
+      try {
+        const res = await api("/.latchkey/api/login/finish" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), credentialJSON(cred));
+        say("Signed in. Taking you there…", "ok");
+        window.location.assign(res.redirect);
+      } catch (e) {
+        button.disabled = false;
+        if (e.status) e.message += (/[.!?]$/.test(e.message) ? "" : ".") + " Try again, or use another passkey.";
+        throw e;
+      }
     }
 
     button.addEventListener("click", async () => {
       if (conditional) { conditional.abort(); conditional = null; }
       button.disabled = true;
       say("Follow your browser's prompt…");
-      try { await login("modal"); } catch (e) { say(explain(e), "error"); } finally { button.disabled = false; }
+      try { await login("modal"); } catch (e) { say(explain(e), "error"); button.disabled = false; }
     });
 
     if (!window.PublicKeyCredential) {
       button.disabled = true;
-      say("This browser does not support passkeys.", "error");
+      say("This browser does not support passkeys. Use a current browser, or another device.", "error");
     } else if (typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
       PublicKeyCredential.isConditionalMediationAvailable().then(ok => {
-        if (!ok) return;
-        login("conditional").catch(e => {
-          if (e && e.name === "AbortError") return; // replaced by a button press
-          say(explain(e), "error");
-        });
-      });
+        if (ok) return login("conditional");
+      }).catch(e => say(explain(e), "error"));
     }
   }
 

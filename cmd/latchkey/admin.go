@@ -5,11 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
@@ -129,7 +129,7 @@ func newUserCommand() *cobra.Command {
 					} else if len(creds) == 0 {
 						status = "not enrolled"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Name, u.DisplayName, u.Email, strings.Join(u.Groups, ","), len(creds), status)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", clean(u.Name), clean(u.DisplayName), clean(u.Email), clean(strings.Join(u.Groups, ",")), len(creds), status)
 				}
 				return tw.Flush()
 			})
@@ -230,7 +230,7 @@ func newPasskeyCommand() *cobra.Command {
 					if c.BackupEligible {
 						kind = "synced"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", base64.RawURLEncoding.EncodeToString(c.ID), c.Name, kind,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", base64.RawURLEncoding.EncodeToString(c.ID), clean(c.Name), kind,
 						fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt))
 				}
 				return tw.Flush()
@@ -257,13 +257,31 @@ func newPasskeyCommand() *cobra.Command {
 					return err
 				}
 				audit(ctx, st, c.UserID, "passkey_removed", "passkey "+c.Name)
-				fmt.Fprintf(cmd.OutOrStdout(), "Removed passkey %q.\n", c.Name)
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed passkey %q.\n", clean(c.Name))
+				// An admin may remove anyone's last passkey (a stolen device); say what is left.
+				if left, err := st.Credentials(ctx, c.UserID); err == nil && len(left) == 0 {
+					if u, err := st.UserByID(ctx, c.UserID); err == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s has no passkey left; `latchkey user invite %s` makes a new enrolment link.\n", clean(u.Name), clean(u.Name))
+					}
+				}
 				return nil
 			})
 		},
 	}
 	cmd.AddCommand(list, remove)
 	return cmd
+}
+
+// clean makes a stored, partly user-chosen value (a passkey name, a user agent, an audit detail)
+// safe to print on an admin's terminal: control characters, which could move the cursor or
+// rewrite what is shown, become U+FFFD.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 func fmtTime(t time.Time) string {
@@ -292,21 +310,32 @@ func newSessionCommand() *cobra.Command {
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tMETHOD\tIP\tCREATED\tLAST SEEN\tDEVICE")
 				for _, s := range ss {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Method, s.IP, fmtTime(s.CreatedAt), fmtTime(s.LastSeenAt), s.UserAgent)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Method, clean(s.IP), fmtTime(s.CreatedAt), fmtTime(s.LastSeenAt), clean(s.UserAgent))
 				}
 				return tw.Flush()
 			})
 		},
 	}
 	revoke := &cobra.Command{
-		Use:   "revoke NAME",
-		Short: "End every session of a user",
-		Args:  cobra.ExactArgs(1),
+		Use:   "revoke NAME [ID]",
+		Short: "End every session of a user, or the one whose ID session list prints",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
 				u, err := userByName(ctx, st, args[0])
 				if err != nil {
 					return err
+				}
+				if len(args) == 2 {
+					if err := st.RevokeSession(ctx, u.ID, args[1]); err != nil {
+						if errors.Is(err, store.ErrNotFound) {
+							return fmt.Errorf("%s has no live session with ID %q", u.Name, args[1])
+						}
+						return err
+					}
+					audit(ctx, st, u.ID, "session_revoked", "one session")
+					fmt.Fprintf(cmd.OutOrStdout(), "Ended session %s of %s.\n", args[1], u.Name)
+					return nil
 				}
 				n, err := st.RevokeSessions(ctx, u.ID)
 				if err != nil {
@@ -362,7 +391,7 @@ func newAuditCommand() *cobra.Command {
 					if name == "" {
 						name = e.UserID
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), name, e.Event, e.IP, e.Detail)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), clean(name), clean(e.Event), clean(e.IP), clean(e.Detail))
 				}
 				return tw.Flush()
 			})
@@ -428,39 +457,4 @@ func problemLines(err error) []string {
 		out = append(out, line)
 	}
 	return out
-}
-
-func newHealthcheckCommand() *cobra.Command {
-	var url string
-	cmd := &cobra.Command{
-		Use:   "healthcheck",
-		Short: "Exit 0 when the running server answers /.latchkey/healthz (for container HEALTHCHECK)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if url == "" {
-				cfg, err := configFrom(cmd)
-				if err != nil {
-					return err
-				}
-				scheme := "http"
-				if cfg.Server.TLS.CertFile != "" {
-					scheme = "https"
-				}
-				url = scheme + "://" + cfg.Server.Listen + "/.latchkey/healthz"
-			}
-			client := &http.Client{Timeout: 5 * time.Second}
-			resp, err := client.Get(url)
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("unhealthy: %w", err)}
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: 1, err: fmt.Errorf("unhealthy: %s", resp.Status)}
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "healthy")
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&url, "url", "", "health URL (default: from server.listen)")
-	return cmd
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -18,14 +21,27 @@ import (
 	"github.com/latchkeyhq/latchkey/proxy"
 )
 
-// Secret is a configuration value that must never be printed.
+// Secret is a configuration value that must never be printed: every fmt verb, slog (text and
+// JSON) and encoding/json see "<redacted>". Code that needs the value converts it, string(s).
 type Secret string
 
-// String redacts the secret in logs, errors and %v.
-func (Secret) String() string { return "<redacted>" }
+const redacted = "<redacted>"
+
+// String redacts the secret for %v and %s.
+func (Secret) String() string { return redacted }
 
 // GoString redacts the secret for %#v.
-func (Secret) GoString() string { return "<redacted>" }
+func (Secret) GoString() string { return redacted }
+
+// Format redacts the secret for every verb, including the ones (%d, %x, %q) for which fmt would
+// otherwise print the underlying string.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// LogValue redacts the secret in slog, whatever the handler.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON redacts the secret when a config is encoded (slog's JSON handler does that).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
 // Config is Latchkey's whole configuration, decoded from YAML and LATCHKEY_* variables.
 // Packages get plain values taken from it; only this package knows viper.
@@ -201,9 +217,64 @@ func loadConfig(path string) (Config, error) {
 		return cfg, err
 	}
 	if err := dec.Decode(settings); err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return cfg, decodeProblems(err)
 	}
 	return cfg, nil
+}
+
+// decodeProblems turns mapstructure's nested errors into one error per problem, each starting
+// with the full key ("server.bogus: unknown key", "session.lifetime: ..."), so that
+// `config check` prints one line per problem in the same form as Validate.
+func decodeProblems(err error) error {
+	var out []error
+	root := reflect.TypeOf(Config{}).String()
+	var walk func(err error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		de, ok := err.(*mapstructure.DecodeError)
+		if !ok {
+			if w := errors.Unwrap(err); w != nil && strings.HasPrefix(err.Error(), "decoding failed") {
+				walk(w) // mapstructure's "decoding failed due to the following error(s)" header
+				return
+			}
+			out = append(out, err)
+			return
+		}
+		inner := de.Unwrap()
+		if _, ok := inner.(interface{ Unwrap() []error }); ok {
+			walk(inner)
+			return
+		}
+		if _, ok := inner.(*mapstructure.DecodeError); ok {
+			walk(inner)
+			return
+		}
+		name := de.Name()
+		if name == root {
+			name = ""
+		}
+		if keys, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
+			for _, k := range strings.Split(keys, ", ") {
+				if name != "" {
+					k = name + "." + k
+				}
+				out = append(out, fmt.Errorf("%s: unknown key (see config.example.yaml for every key)", k))
+			}
+			return
+		}
+		if strings.HasPrefix(inner.Error(), "time: ") {
+			out = append(out, fmt.Errorf("%s: not a duration such as 90s, 15m or 24h: %w", name, inner))
+			return
+		}
+		out = append(out, fmt.Errorf("%s: %w", name, inner))
+	}
+	walk(err)
+	return errors.Join(out...)
 }
 
 // pruneNil drops keys registered only for the environment lookup, so that defaults stay.
@@ -222,8 +293,14 @@ func pruneNil(m map[string]any) {
 }
 
 // configKeys lists every leaf key of Config ("server.public_url", ...). Slices of structs
-// (rules, routes) are one key: they come from the file.
-func configKeys() []string {
+// (rules, routes) are one key: they come from the file, not from the environment.
+func configKeys() []string { return keysOf(false) }
+
+// documentedKeys is configKeys plus the fields of list items ("routes[].upstream"): every key that
+// config.example.yaml must show.
+func documentedKeys() []string { return keysOf(true) }
+
+func keysOf(items bool) []string {
 	var keys []string
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
@@ -234,14 +311,20 @@ func configKeys() []string {
 				continue
 			}
 			key := prefix + name
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			switch {
+			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, key+".")
+				continue
+			case items && f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				keys = append(keys, key)
+				walk(f.Type.Elem(), key+"[].")
 				continue
 			}
 			keys = append(keys, key)
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
+	sort.Strings(keys)
 	return keys
 }
 
@@ -285,15 +368,21 @@ func (c *Config) Validate() error {
 		pub = nil
 	}
 	if _, err := proxy.ParseTrustedProxies(c.Server.TrustedProxies); err != nil {
-		bad("server.trusted_proxies", "%v", err)
+		// The proxy package names the item ("trusted_proxies[0]: ..."); add the section.
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("server.%w", e))
+		}
 	}
 	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
 		bad("server.tls", "cert_file and key_file go together")
 	}
-	for name, d := range map[string]time.Duration{"read_header": c.Server.Timeouts.ReadHeader, "read": c.Server.Timeouts.Read,
-		"write": c.Server.Timeouts.Write, "idle": c.Server.Timeouts.Idle, "upstream": c.Server.Timeouts.Upstream} {
-		if d <= 0 {
-			bad("server.timeouts."+name, "must be a positive duration, got %s", d)
+	t := c.Server.Timeouts
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"read_header", t.ReadHeader}, {"read", t.Read}, {"write", t.Write}, {"idle", t.Idle}, {"upstream", t.Upstream}, {"shutdown", t.Shutdown}} {
+		if d.d <= 0 {
+			bad("server.timeouts."+d.name, "must be a positive duration such as 30s, got %s", d.d)
 		}
 	}
 	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > 1<<20 {
@@ -406,6 +495,18 @@ func (c *Config) Validate() error {
 		bad("admin.group", "must be set")
 	}
 	return errors.Join(errs...)
+}
+
+// flatten lists the errors inside an errors.Join, one per problem.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func checkKey(b64 string, block bool) error {

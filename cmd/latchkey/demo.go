@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"html/template"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,23 +39,34 @@ func demoUpstream() http.Handler {
 	})
 }
 
+// demoBanner tells a newcomer where the protected page is: the enrolment page ends on the account
+// page, not on the demo.
+func demoBanner(out io.Writer, public *url.URL) {
+	fmt.Fprintf(out, "Demo: %s/ is a page protected by a passkey; it shows who you are once you have signed in.\n\n", public)
+}
+
 // startDemo starts the demo upstream on a loopback port and routes public_url's host to it with
-// policy passkey.
+// policy passkey. The upstream trusts the Remote-* headers it gets, as real ones do, so it is
+// only reachable on loopback and only while the demo runs.
 func startDemo(cfg *Config) (stop func(), err error) {
+	pub, err := url.Parse(cfg.Server.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("demo: server.public_url: %w", err)
+	}
+	host := pub.Host
+	canon, _ := proxy.CanonicalHost(host, pub.Scheme)
+	for _, rc := range cfg.Routes {
+		if h, _ := proxy.CanonicalHost(rc.Host, pub.Scheme); h == canon {
+			return nil, fmt.Errorf("demo: %s is already routed to %s; --demo routes public_url's host to the demo page", host, rc.Upstream)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo upstream: %w", err)
 	}
 	srv := &http.Server{Handler: demoUpstream(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	pub, err := url.Parse(cfg.Server.PublicURL)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	host := pub.Host
 	cfg.Routes = append(cfg.Routes, RouteConfig{Host: host, Upstream: "http://" + ln.Addr().String()})
-	canon, _ := proxy.CanonicalHost(host, pub.Scheme)
 	cfg.AccessControl.Rules = append([]proxy.RuleConfig{{Hosts: []string{canon}, Policy: "passkey"}}, cfg.AccessControl.Rules...)
 	return func() { srv.Close() }, nil
 }

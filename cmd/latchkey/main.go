@@ -71,6 +71,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newBackupCommand(),
 		newConfigCommand(),
 		newHealthcheckCommand(),
+		newDoctorCommand(),
+		newMigrateCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics holds Latchkey's collectors on their own registry (no global state). It implements the
-// Recorder interfaces of auth and proxy.
+// metrics holds Latchkey's collectors on their own registry (no global state), served on
+// metrics.listen. It implements auth.Recorder and proxy.Recorder.
 type metrics struct {
 	reg         *prometheus.Registry
 	authz       *prometheus.CounterVec
@@ -25,11 +26,12 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_authz_requests_total",
-			Help: "Authorization checks by endpoint (forward, request, proxy) and result.",
+			Help: "Authorization checks by endpoint (forward, request, proxy) and result (allowed, unauthenticated, step_up, forbidden, bad_request, untrusted).",
 		}, []string{"endpoint", "result"}),
+		// The hot path decides in microseconds without touching the database, hence the small buckets.
 		authzTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "latchkey_authz_duration_seconds",
-			Help:    "Time to decide an authorization check.",
+			Help:    "Time to decide an authorization check, by endpoint.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .1},
 		}, []string{"endpoint"}),
 		ceremonies: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -38,20 +40,43 @@ func newMetrics() *metrics {
 		}, []string{"kind", "result"}),
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "latchkey_proxy_upstream_duration_seconds",
-			Help:    "Time from receiving a proxied request to the upstream's response, by route.",
+			Help:    "Reverse-proxy mode: time until the upstream's response is written, by route (host).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_rate_limited_total",
-			Help: "Requests refused by a rate limit, by scope.",
+			Help: "Requests refused by a rate limit or a capacity bound, by scope.",
 		}, []string{"scope"}),
 	}
-	m.reg.MustRegister(m.authz, m.authzTime, m.ceremonies, m.upstream, m.rateLimited,
+	// Label values known in advance start at zero, so that a dashboard or an alert such as
+	// rate(...[5m]) > 0 sees a series from the first scrape rather than "no data" until the
+	// first event (Prometheus' advice on missing series).
+	for _, e := range []string{"forward", "request", "proxy"} {
+		m.authzTime.WithLabelValues(e)
+		for _, r := range []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted"} {
+			m.authz.WithLabelValues(e, r)
+		}
+	}
+	for _, k := range []string{"register", "login"} {
+		for _, r := range []string{"ok", "failed", "refused"} {
+			m.ceremonies.WithLabelValues(k, r)
+		}
+	}
+	for _, s := range []string{"login", "register", "recover", "recover_email", "ceremonies", "token"} {
+		m.rateLimited.WithLabelValues(s)
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "latchkey_build_info",
+		Help: "Always 1; the labels say which build is running.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.authz, m.authzTime, m.ceremonies, m.upstream, m.rateLimited, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// watchSessions exports the live session count from the in-memory view.
+// watchSessions exports the live session count from the in-memory view (no database query per
+// scrape).
 func (m *metrics) watchSessions(src interface{ ActiveSessions() int }) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "latchkey_sessions_active",
@@ -59,10 +84,12 @@ func (m *metrics) watchSessions(src interface{ ActiveSessions() int }) {
 	}, func() float64 { return float64(src.ActiveSessions()) }))
 }
 
+// handler serves the registry in the Prometheus text (or OpenMetrics) format.
 func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 }
 
+// Authz records one authorization decision; d is 0 when nothing was decided (an untrusted peer).
 func (m *metrics) Authz(endpoint, result string, d time.Duration) {
 	m.authz.WithLabelValues(endpoint, result).Inc()
 	if d > 0 {
@@ -70,10 +97,13 @@ func (m *metrics) Authz(endpoint, result string, d time.Duration) {
 	}
 }
 
+// Upstream records one proxied request in reverse-proxy mode.
 func (m *metrics) Upstream(route string, _ int, d time.Duration) {
 	m.upstream.WithLabelValues(route).Observe(d.Seconds())
 }
 
+// Ceremony records the end of a WebAuthn ceremony.
 func (m *metrics) Ceremony(kind, result string) { m.ceremonies.WithLabelValues(kind, result).Inc() }
 
+// RateLimited records a request refused by a limiter.
 func (m *metrics) RateLimited(scope string) { m.rateLimited.WithLabelValues(scope).Inc() }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -58,9 +56,9 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(withRequestID(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(withRequestID(slog.NewTextHandler(w, opts)))
 }
 
 // openStore opens the configured database: PostgreSQL when a DSN is set, else the SQLite file.
@@ -70,18 +68,12 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 		return nil, err
 	}
 	if dsn != "" {
-		return openPostgres(ctx, dsn)
+		return openPostgresStore(ctx, dsn)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	return store.Open(ctx, store.Options{Path: cfg.dbPath()})
-}
-
-// openPostgres is replaced when PostgreSQL support is built in.
-var openPostgres = func(ctx context.Context, dsn string) (*store.Store, error) {
-	_ = sql.ErrNoRows
-	return nil, errors.New("storage.postgres: PostgreSQL support is not available in this build")
 }
 
 func decodeKey(b64 string) ([]byte, error) {
@@ -256,6 +248,13 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+	if cfg.Server.TLS.CertFile != "" {
+		// Loaded now, so that a bad certificate stops the start instead of every handshake.
+		if srv.TLSConfig, err = serverTLS(cfg.Server.TLS, a.log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	var metricsSrv *http.Server
 	metricsAddr := ""
 	if cfg.Metrics.Listen != "" {
@@ -270,15 +269,17 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		if cfg.Server.TLS.CertFile != "" {
-			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			errc <- srv.ServeTLS(ln, cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile)
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // HTTPS and HTTP/2
 			return
 		}
 		errc <- srv.Serve(ln)
 	}()
 	if err := bootstrap(ctx, a, opts.out); err != nil {
 		a.log.Error("could not create the first enrolment link", "err", err)
+	}
+	if opts.demo {
+		demoBanner(opts.out, a.public)
 	}
 	a.log.Info("latchkey ready", "listen", ln.Addr().String(), "public_url", a.public.String(), "metrics", metricsAddr,
 		"store", string(a.store.Dialect()), "version", version)

@@ -48,20 +48,21 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Config is what an Env is built from; zero values give a working local setup.
 type Config struct {
-	PublicURL      string // default http://localhost:PORT of the test server
-	RPID           string
-	Origins        []string
-	CookieDomain   string
-	DefaultPolicy  string
-	Rules          []proxy.RuleConfig
-	Routes         map[string]string // host → upstream URL
-	TrustedProxies []string          // default loopback
-	Lifetime       time.Duration
-	Inactivity     time.Duration
-	Mailer         auth.Mailer
-	HashKey        []byte
-	BlockKey       []byte
-	LogLevel       slog.Level
+	PublicURL       string // default http://localhost:PORT of the test server
+	RPID            string
+	Origins         []string
+	CookieDomain    string
+	DefaultPolicy   string
+	Rules           []proxy.RuleConfig
+	Routes          map[string]string // host → upstream URL
+	UpstreamTimeout time.Duration     // default: the proxy's own
+	TrustedProxies  []string          // default loopback
+	Lifetime        time.Duration
+	Inactivity      time.Duration
+	Mailer          auth.Mailer
+	HashKey         []byte
+	BlockKey        []byte
+	LogLevel        slog.Level
 }
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
@@ -179,7 +180,7 @@ func New(t testing.TB, cfg Config) *Env {
 	e.Auth = svc
 	go svc.Run(ctx)
 	h, err := proxy.New(proxy.Options{Auth: svc, PublicURL: e.Public, Trusted: trusted, Rules: rules, Redirects: redirects,
-		CookieName: "latchkey_session", Routes: routes, Logger: log, Now: clock.Now})
+		CookieName: "latchkey_session", Routes: routes, UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

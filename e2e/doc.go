@@ -1,0 +1,10 @@
+// Package e2e holds Latchkey's end-to-end tests: they build the real latchkey binary, start it
+// (and, for the forward-auth path, a real Nginx) as child processes, and drive headless Chromium
+// through the DevTools protocol with a virtual WebAuthn authenticator, so that the page script,
+// the WebAuthn JSON encoding, the cookies and the redirects are tested together.
+//
+// The tests need the chromium and nginx binaries (Debian packages chromium and nginx). Without
+// them they skip with a message, except under CI=true, where a missing browser is a failure.
+// `go test -short` skips them too. Screenshots of every page a flow passes through are written
+// to the folder named in the test output (LATCHKEY_SCREENSHOTS chooses it).
+package e2e
