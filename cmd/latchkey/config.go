@@ -426,9 +426,9 @@ func (c *Config) Validate() error {
 	}{{"session.hash_key", c.Session.HashKey, c.Session.HashKeyFile, false}, {"session.block_key", c.Session.BlockKey, c.Session.BlockKeyFile, true}} {
 		val, err := secretValue(k.inline, k.file, k.key)
 		if err != nil {
-			if k.file != "" && errors.Is(err, os.ErrNotExist) {
-				continue // generated on first start
-			}
+			// Only the default location (data_dir, when *_file is empty) is generated on first
+			// start; a file named in the config is the operator's and must exist, or serve
+			// would fail after config check said yes.
 			errs = append(errs, err)
 			continue
 		}
