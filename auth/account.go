@@ -215,3 +215,92 @@ func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Service) loginURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/login" }
+
+// userAgentBrowsers and userAgentPlatforms name what a User-Agent header says, in the order they
+// must be tried: Edge, Opera and Samsung Internet also claim to be Chrome, Chrome claims to be
+// Safari, and Android claims to be Linux. The first token found wins.
+var (
+	userAgentBrowsers = []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"EdgA/", "Edge"}, {"EdgiOS/", "Edge"},
+		{"OPR/", "Opera"}, {"OPiOS/", "Opera"},
+		{"SamsungBrowser/", "Samsung Internet"},
+		{"Vivaldi/", "Vivaldi"},
+		{"Firefox/", "Firefox"}, {"FxiOS/", "Firefox"},
+		{"CriOS/", "Chrome"}, {"HeadlessChrome/", "Chrome"}, {"Chromium/", "Chromium"}, {"Chrome/", "Chrome"},
+		{"Safari/", "Safari"},
+	}
+	userAgentPlatforms = []struct{ token, name string }{
+		{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"iPod", "iPod"},
+		{"Android", "Android"},
+		{"CrOS", "ChromeOS"},
+		{"Windows", "Windows"},
+		{"Macintosh", "macOS"}, {"Mac OS X", "macOS"},
+		{"Linux", "Linux"}, {"X11", "Linux"}, {"FreeBSD", "FreeBSD"}, {"OpenBSD", "OpenBSD"},
+	}
+	// userAgentTools are programs that name themselves first (curl/8.5.0).
+	userAgentTools = []struct{ token, name string }{
+		{"curl/", "curl"}, {"Wget/", "Wget"}, {"python-requests/", "Python requests"},
+		{"Python-urllib/", "Python urllib"}, {"Go-http-client/", "Go program"}, {"okhttp/", "OkHttp"},
+		{"PostmanRuntime/", "Postman"}, {"HTTPie/", "HTTPie"}, {"node-fetch", "Node.js"},
+	}
+)
+
+// DeviceSummary names the browser and platform a session was made from ("Chrome on Linux",
+// "Safari on iPhone", "curl") from its User-Agent header, for the session lists. It is a hint for
+// people recognising their own devices, never a security decision: the header is the client's
+// word. An unknown program is named by its first product token.
+func DeviceSummary(ua string) string {
+	ua = strings.TrimSpace(ua)
+	if ua == "" {
+		return "Unknown device"
+	}
+	for _, t := range userAgentTools {
+		if strings.HasPrefix(ua, t.token) {
+			return t.name
+		}
+	}
+	if !strings.HasPrefix(ua, "Mozilla/") {
+		// A program's own name: its first product token, cut short and printable only.
+		name, _, _ := strings.Cut(ua, "/")
+		name, _, _ = strings.Cut(name, " ")
+		name = strings.Map(func(r rune) rune {
+			if unicode.IsPrint(r) {
+				return r
+			}
+			return -1
+		}, name)
+		if n := []rune(name); len(n) > 32 {
+			name = string(n[:32]) + "…"
+		}
+		if name == "" {
+			return "Unknown device"
+		}
+		return name
+	}
+	browser, platform := "", ""
+	for _, b := range userAgentBrowsers {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	for _, p := range userAgentPlatforms {
+		if strings.Contains(ua, p.token) {
+			platform = p.name
+			break
+		}
+	}
+	if browser == "" && (platform == "iPhone" || platform == "iPad") {
+		// Apps that show web pages on iOS (mail, chat) use WebKit without a Safari token.
+		browser = "In-app browser"
+	}
+	switch {
+	case browser != "" && platform != "":
+		return browser + " on " + platform
+	case browser != "":
+		return browser
+	case platform != "":
+		return "Browser on " + platform
+	}
+	return "Unknown browser"
+}

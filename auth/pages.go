@@ -27,7 +27,8 @@ func parsePages() (*template.Template, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"b64": func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
+		"b64":    func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
+		"device": DeviceSummary,
 	}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse templates: %w", err)
@@ -63,17 +64,77 @@ func (s *Service) page(h func(w http.ResponseWriter, r *http.Request) error) htt
 			var ae *apiError
 			if !errors.As(err, &ae) {
 				ae = &apiError{status: http.StatusInternalServerError, msg: "Something went wrong on our side.", cause: err}
-				s.log.Error("page failed", "path", r.URL.Path, "err", err)
+				s.log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
 			}
-			s.ErrorPage(w, r, ae.status, ae.msg)
+			title := ""
+			var te *titledError
+			if errors.As(err, &te) {
+				title = te.title
+			}
+			s.ErrorPageTitled(w, r, ae.status, title, ae.msg)
 		}
 	}
 }
 
-// ErrorPage renders a short, styled error page (also used by the proxy for 403, 404 and 502).
+// titledError gives the error page of a page handler a title that says more than its status.
+type titledError struct {
+	title string
+	err   error
+}
+
+func (e *titledError) Error() string { return e.err.Error() }
+func (e *titledError) Unwrap() error { return e.err }
+
+// withTitle makes err's error page carry title (the status and message stay err's).
+func withTitle(title string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &titledError{title: title, err: err}
+}
+
+// ErrorTitle is the error page's title for a status, in plain words where the status text is
+// jargon ("Bad Gateway" means nothing to the person in front of the page).
+func ErrorTitle(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "Request not understood"
+	case http.StatusUnauthorized:
+		return "Sign in first"
+	case http.StatusForbidden:
+		return "Not allowed"
+	case http.StatusNotFound:
+		return "Not found"
+	case http.StatusRequestEntityTooLarge:
+		return "Request too large"
+	case http.StatusTooManyRequests:
+		return "Too many attempts"
+	case http.StatusInternalServerError:
+		return "Something went wrong"
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return "Application not answering"
+	case http.StatusServiceUnavailable:
+		return "Temporarily unavailable"
+	}
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "Error"
+}
+
+// ErrorPage renders a short, styled error page (also used by the proxy for 403, 404 and 502),
+// titled by ErrorTitle.
 func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.ErrorPageTitled(w, r, status, "", msg)
+}
+
+// ErrorPageTitled is ErrorPage with a title chosen by the caller; "" means ErrorTitle(status).
+func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	SecurityHeaders(w.Header())
-	s.render(w, status, "error", pageData{Title: http.StatusText(status), Message: msg})
+	if title == "" {
+		title = ErrorTitle(status)
+	}
+	s.render(w, status, "error", pageData{Title: title, Message: msg})
 }
 
 func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {
@@ -120,17 +181,17 @@ func (s *Service) enrolPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		in, err := s.validInvite(ctx, token, store.PurposeEnrol)
 		if err != nil {
-			return fail(http.StatusForbidden, "This enrolment link is not valid: it may have been used already or have expired. Ask your administrator for a new one.", err)
+			return withTitle(linkTitle, fail(http.StatusForbidden, "This enrolment link is not valid: it may have been used already or have expired. Ask your administrator for a new one.", err))
 		}
 		u, err := s.store.UserByID(ctx, in.UserID)
 		if err != nil || u.Disabled {
-			return fail(http.StatusForbidden, "This enrolment link is not valid. Ask your administrator for a new one.", err)
+			return withTitle(linkTitle, fail(http.StatusForbidden, "This enrolment link is not valid. Ask your administrator for a new one.", err))
 		}
 		d.Token, d.Name = token, u.Name
 	} else if id, ok := s.Authenticate(r); ok && id.SessionID != "" {
 		d.Name, d.Recovery = id.User.Name, id.Restricted()
 	} else {
-		return fail(http.StatusForbidden, "This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey.", nil)
+		return withTitle("Enrolment link needed", fail(http.StatusForbidden, "This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey.", nil))
 	}
 	s.render(w, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
 	return nil
@@ -195,7 +256,7 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) recoverPage(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("token") {
-		return s.openMagicLink(w, r) // recovery.go
+		return s.magicLinkPage(w, r) // recovery.go
 	}
 	d := struct{ Email bool }{Email: s.opts.Mailer != nil}
 	s.render(w, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})

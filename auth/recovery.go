@@ -228,7 +228,7 @@ func (s *Service) recoverByEmail(w http.ResponseWriter, r *http.Request) error {
 				s.sendRecoveryLink(ctx, name, ip)
 			}()
 		} else {
-			s.log.Warn("recovery e-mail dropped: too many in flight")
+			s.log.WarnContext(r.Context(), "recovery e-mail dropped: too many in flight")
 		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{
@@ -243,7 +243,7 @@ func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
 	u, err := s.store.UserByName(ctx, name)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("recovery link: user lookup failed", "err", err)
+			s.log.ErrorContext(ctx, "recovery link: user lookup failed", "err", err)
 		}
 		return
 	}
@@ -252,7 +252,7 @@ func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
 	}
 	creds, err := s.store.Credentials(ctx, u.ID)
 	if err != nil {
-		s.log.Error("recovery link: passkey lookup failed", "err", err)
+		s.log.ErrorContext(ctx, "recovery link: passkey lookup failed", "err", err)
 		return
 	}
 	if len(creds) == 0 {
@@ -260,24 +260,24 @@ func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
 	}
 	token, hash, err := newToken()
 	if err != nil {
-		s.log.Error("recovery link", "err", err)
+		s.log.ErrorContext(ctx, "recovery link", "err", err)
 		return
 	}
 	now := s.now()
 	// A new link replaces the earlier unused ones: only the latest mail works.
 	if err := s.store.RevokeInvites(ctx, u.ID, store.PurposeRecover); err != nil {
-		s.log.Error("recovery link", "err", err)
+		s.log.ErrorContext(ctx, "recovery link", "err", err)
 		return
 	}
 	if _, err := s.store.CreateInvite(ctx, store.Invite{TokenHash: hash, UserID: u.ID, Purpose: store.PurposeRecover,
 		Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(MagicLinkTTL)}); err != nil {
-		s.log.Error("recovery link", "err", err)
+		s.log.ErrorContext(ctx, "recovery link", "err", err)
 		return
 	}
 	link := baseURL(s.opts.PublicURL) + "/.latchkey/recover?token=" + url.QueryEscape(token)
 	subject := "Recover your " + s.opts.RPName + " account"
 	if err := s.opts.Mailer.Send(ctx, u.Email, subject, recoveryMail(u.Name, s.opts.PublicURL.Host, link, ip)); err != nil {
-		s.log.Error("recovery link: sending the e-mail failed", "user_id", u.ID, "err", err)
+		s.log.ErrorContext(ctx, "recovery link: sending the e-mail failed", "user_id", u.ID, "err", err)
 		s.auditIP(ctx, u.ID, "recovery_link_failed", "the e-mail could not be sent", ip)
 		return
 	}
@@ -298,44 +298,97 @@ func recoveryMail(user, host, link, ip string) string {
 
 // auditIP is audit for work that outlives its request (the request must not be read any more).
 func (s *Service) auditIP(ctx context.Context, userID, event, detail, ip string) {
-	s.log.Info("audit", "event", event, "user_id", userID, "detail", detail, "ip", ip)
+	s.log.InfoContext(ctx, "audit", "event", event, "user_id", userID, "detail", detail, "ip", ip)
 	if err := s.store.Audit(context.WithoutCancel(ctx), store.Event{UserID: userID, Event: event, Detail: detail, IP: ip}); err != nil {
-		s.log.Error("writing audit event failed", "event", event, "err", err)
+		s.log.ErrorContext(ctx, "writing audit event failed", "event", event, "err", err)
 	}
 }
 
-// openMagicLink is GET /.latchkey/recover?token=T: it consumes the link and starts a restricted
-// session (method magic_link), then sends the browser to the enrolment page. A used, expired or
-// unknown link, a link of another purpose, and a link sent to an address the account no longer
-// has are refused with 403 and change nothing.
-func (s *Service) openMagicLink(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
+// Opening a magic link takes two steps, because mail scanners and link previews fetch every link
+// in a message before the person does: the GET only shows a confirmation page and writes nothing,
+// and the button on that page POSTs the token to consume it. A scanner's prefetch leaves the link
+// working; a person's click on the button uses it up.
+
+// linkRefused is the one answer to a link that is not (or no longer) valid.
+const linkRefused = "This recovery link is not valid: it may have been used already or have expired. Ask for a new one."
+
+// linkTitle is the error page's title for a dead enrolment or recovery link.
+const linkTitle = "Link no longer valid"
+
+// magicLinkTarget checks a recovery link's token without changing anything and returns its invite
+// and user. A used, expired or unknown link, a link of another purpose, a disabled account, and a
+// link sent to an address the account no longer has are refused with 403. audit says whether to
+// record the last case (the GET writes nothing, not even an audit event).
+func (s *Service) magicLinkTarget(ctx context.Context, r *http.Request, token string, audit bool) (store.Invite, store.User, error) {
+	in, err := s.validInvite(ctx, token, store.PurposeRecover)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return in, store.User{}, fail(http.StatusForbidden, linkRefused, err)
+		}
+		return in, store.User{}, err
+	}
+	u, err := s.store.UserByID(ctx, in.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return in, u, fmt.Errorf("auth: recovery link user: %w", err)
+	}
+	if err != nil || u.Disabled {
+		return in, u, fail(http.StatusForbidden, linkRefused, err)
+	}
+	if in.Email == "" || in.Email != u.Email {
+		if audit {
+			s.audit(ctx, r, u.ID, "recovery_link_refused", "the account's e-mail address changed since the link was sent")
+		}
+		return in, u, fail(http.StatusForbidden, "This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.", nil)
+	}
+	return in, u, nil
+}
+
+// magicLinkPage is GET /.latchkey/recover?token=T: it checks the link and shows a page whose
+// button opens it. The token goes into the page only as an escaped attribute; the page is not
+// cached and sends no Referer (SecurityHeaders), so the token does not leak from it.
+func (s *Service) magicLinkPage(w http.ResponseWriter, r *http.Request) error {
 	if err := s.limits.allow(w, "enroll-ip", s.clientAddr(r)); err != nil {
 		return err
 	}
-	const refused = "This recovery link is not valid: it may have been used already or have expired. Ask for a new one."
-	in, err := s.validInvite(ctx, r.URL.Query().Get("token"), store.PurposeRecover)
+	token := r.URL.Query().Get("token")
+	_, u, err := s.magicLinkTarget(r.Context(), r, token, false)
 	if err != nil {
-		return fail(http.StatusForbidden, refused, err)
+		return withTitle(linkTitle, err)
 	}
-	u, err := s.store.UserByID(ctx, in.UserID)
-	if err != nil || u.Disabled {
-		return fail(http.StatusForbidden, refused, err)
+	d := struct{ Token, Name string }{Token: token, Name: u.Name}
+	s.render(w, http.StatusOK, "recover-link", pageData{Title: "Recover access", Data: d})
+	return nil
+}
+
+// openMagicLink is POST /.latchkey/api/recover/link {"token"}: it consumes the link (once, even
+// under a race) and starts a restricted session (method magic_link), then names the enrolment
+// page. Every refusal is 403 and changes nothing.
+func (s *Service) openMagicLink(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var body struct {
+		Token string `json:"token"`
 	}
-	if in.Email == "" || in.Email != u.Email {
-		s.audit(ctx, r, u.ID, "recovery_link_refused", "the account's e-mail address changed since the link was sent")
-		return fail(http.StatusForbidden, "This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.", nil)
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if err := s.limits.allow(w, "enroll-ip", s.clientAddr(r)); err != nil {
+		return err
+	}
+	in, u, err := s.magicLinkTarget(ctx, r, body.Token, true)
+	if err != nil {
+		return err
 	}
 	if err := s.store.UseInvite(ctx, in.ID); err != nil {
 		if errors.Is(err, store.ErrUsed) {
-			return fail(http.StatusForbidden, refused, err)
+			return fail(http.StatusForbidden, linkRefused, err)
 		}
-		return err
+		return fmt.Errorf("auth: use recovery link: %w", err)
 	}
 	if err := s.startRecoverySession(w, r, u.ID, MethodMagicLink); err != nil {
 		return err
 	}
 	s.audit(ctx, r, u.ID, "recovery_link_used", "")
-	http.Redirect(w, r, s.enrolURL(), http.StatusSeeOther)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.enrolURL()})
 	return nil
 }

@@ -197,6 +197,7 @@ func (s *Service) Routes() *http.ServeMux {
 
 	mux.HandleFunc("POST /.latchkey/api/recover", s.api(s.recoverWithCode))
 	mux.HandleFunc("POST /.latchkey/api/recover/email", s.api(s.recoverByEmail))
+	mux.HandleFunc("POST /.latchkey/api/recover/link", s.api(s.openMagicLink))
 	mux.HandleFunc("POST /.latchkey/api/passkeys/rename", s.api(s.renamePasskey))
 	mux.HandleFunc("POST /.latchkey/api/passkeys/remove", s.api(s.removePasskey))
 	mux.HandleFunc("POST /.latchkey/api/recovery-codes", s.api(s.regenerateCodes))

@@ -221,6 +221,26 @@
     });
   }
 
+  // --- recovery link confirmation ---
+  // The e-mailed link only shows this page (mail scanners open links too); the person's click
+  // uses the link up and starts the restricted session.
+  if (page.dataset.page === "recover-link") {
+    const button = document.getElementById("recover-link-continue");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      say("Checking the link…");
+      try {
+        const res = await api("/.latchkey/api/recover/link", { token: page.dataset.token || "" });
+        say("Taking you to create a new passkey…", "ok");
+        window.location.assign(res.redirect || "/.latchkey/enroll");
+      } catch (e) {
+        say(explain(e), "error");
+        // A refused link stays refused; other failures (network, rate limit) may be retried.
+        if (e.status === 403) button.hidden = true; else button.disabled = false;
+      }
+    });
+  }
+
   // --- account page ---
   if (page.dataset.page === "account") {
     const act = async (fn, okText) => {
@@ -256,7 +276,11 @@
         act(async () => { await api("/.latchkey/api/passkeys/rename", { id: id, name: name }); li.querySelector(".passkey-name").textContent = name; }, "Passkey renamed.");
       } else if (b.dataset.action === "remove") {
         if (!window.confirm("Remove this passkey? It will no longer sign you in.")) return;
-        act(async () => { await api("/.latchkey/api/passkeys/remove", { id: id }); li.remove(); }, "Passkey removed.");
+        act(async () => {
+          const res = await api("/.latchkey/api/passkeys/remove", { id: id });
+          // Removing the passkey this browser signed in with ends its session: go where the server says.
+          if (res.redirect) window.location.assign(res.redirect); else li.remove();
+        }, "Passkey removed.");
       } else if (b.dataset.action === "revoke") {
         act(async () => { const res = await api("/.latchkey/api/sessions/revoke", { id: id }); if (res.redirect) window.location.assign(res.redirect); else li.remove(); }, "Session ended.");
       }
