@@ -387,9 +387,9 @@ func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	credID, err := base64.RawURLEncoding.DecodeString(body.ID)
-	if err != nil || len(credID) == 0 {
-		return fail(http.StatusBadRequest, "no such passkey", err)
+	credID, err := decodeCredentialID(body.ID)
+	if err != nil {
+		return err
 	}
 	if err := s.store.DeleteCredential(r.Context(), u.ID, credID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -54,6 +54,9 @@ type limits struct {
 	mu       sync.Mutex
 	entries  map[string]*limiterEntry
 	overflow map[string]*rate.Limiter
+	// lastEvict throttles the idle-entry scan: with the map full, scanning on every new key
+	// would make each request of a flood cost a pass over the whole map.
+	lastEvict time.Time
 	// mail bounds the recovery e-mails being sent at once: they are sent in the background so
 	// that the answer does not depend on the account, and a flood must not pile up goroutines.
 	mail chan struct{}
@@ -146,6 +149,10 @@ func (l *limits) reserve(scope, key string, take bool) time.Duration {
 
 // evictIdle drops entries whose bucket is full again (nothing to remember). Caller holds mu.
 func (l *limits) evictIdle(now time.Time) bool {
+	if now.Sub(l.lastEvict) < time.Second {
+		return false
+	}
+	l.lastEvict = now
 	before := len(l.entries)
 	for k, e := range l.entries {
 		if float64(e.lim.Burst()) <= e.lim.TokensAt(now) {
@@ -164,6 +171,7 @@ func (l *limits) reset(scope, key string) {
 
 func (l *limits) sweep() {
 	l.mu.Lock()
+	l.lastEvict = time.Time{} // the periodic sweep always scans
 	l.evictIdle(l.now())
 	l.mu.Unlock()
 }

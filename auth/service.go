@@ -367,9 +367,9 @@ func (s *Service) audit(ctx context.Context, r *http.Request, userID, event, det
 	if r != nil {
 		ip = s.clientAddr(r)
 	}
-	s.log.Info("audit", "event", event, "user_id", userID, "detail", detail, "ip", ip)
+	s.log.InfoContext(ctx, "audit", "event", event, "user_id", userID, "detail", detail, "ip", ip)
 	if err := s.store.Audit(context.WithoutCancel(ctx), store.Event{UserID: userID, Event: event, Detail: detail, IP: ip}); err != nil {
-		s.log.Error("writing audit event failed", "event", event, "err", err)
+		s.log.ErrorContext(ctx, "writing audit event failed", "event", event, "err", err)
 	}
 }
 
