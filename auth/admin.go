@@ -226,7 +226,7 @@ func (s *Service) enrolmentAnswer(r *http.Request, userID string) (map[string]st
 		return nil, fmt.Errorf("auth: enrolment QR code: %w", err)
 	}
 	return map[string]string{"id": userID, "link": link, "qr": "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
-		"expires_in": EnrolTTL.String()}, nil
+		"expires_in": fmt.Sprintf("%d days", int(EnrolTTL/(24*time.Hour)))}, nil
 }
 
 // validUserName accepts what the CLI accepts: letters, digits and . _ @ -, 1 to 64 characters.

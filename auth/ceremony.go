@@ -272,6 +272,10 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.takeCeremony(w, r, kindRegister)
 	if err != nil {
 		s.metrics.Ceremony(kindRegister, "refused")
+		if _, signedIn := s.Authenticate(r); !signedIn && errors.Is(err, errNoCeremony) {
+			// Nobody who could register anything: neither a ceremony begun with a link nor a session.
+			return fail(http.StatusUnauthorized, "sign in or open your enrolment link first", err)
+		}
 		return err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBody(r.Body)

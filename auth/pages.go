@@ -134,7 +134,11 @@ func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status
 	if title == "" {
 		title = ErrorTitle(status)
 	}
-	s.render(w, status, "error", pageData{Title: title, Message: msg})
+	d := pageData{Title: title, Message: msg}
+	if id, ok := s.Authenticate(r); ok && id.SessionID != "" && !id.Restricted() {
+		d.User = id.User // offer the account page rather than a sign-in link
+	}
+	s.render(w, status, "error", d)
 }
 
 func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {

@@ -54,6 +54,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 
 	suite.bin = filepath.Join(tmp, "latchkey")
+	statSources(repoDir())
 	build := exec.Command("go", "build", "-o", suite.bin, "./cmd/latchkey")
 	build.Dir = repoDir()
 	if out, err := build.CombinedOutput(); err != nil {
@@ -291,4 +292,26 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// statSources stats every source file of the module. The binary under test is built by
+// `go build`, which go test's result cache cannot see; but the cache does record the files a
+// test stats, so a change to any template, script or Go file now invalidates a cached pass.
+func statSources(root string) {
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if name := d.Name(); name == ".git" || name == "testdata" || name == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".html", ".js", ".css", ".svg", ".sql", ".yaml", ".mod", ".sum":
+			os.Stat(path)
+		}
+		return nil
+	})
 }

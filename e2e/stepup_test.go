@@ -94,9 +94,15 @@ routes:
 	if h := eval[string](tb, `document.querySelector("h1").textContent`); !strings.Contains(h, "Confirm it") {
 		t.Errorf("step-up page heading %q, want \"Confirm it's you\"", h)
 	}
-	tb.waitConditionalSettled() // the empty authenticator refuses the page's conditional request
+	// A step-up confirms the account already signed in: no account field, no autofill request.
+	if n := eval[int](tb, `(window.__lkGets || []).filter(g => g.mediation === "conditional").length`); n != 0 {
+		t.Errorf("the step-up page started %d conditional requests; it should start none", n)
+	}
+	if b := eval[string](tb, `document.getElementById("passkey-login").textContent`); !strings.Contains(b, "Confirm") {
+		t.Errorf("step-up button says %q, want it to ask to confirm", b)
+	}
 	if st := tb.status(); st != "" {
-		t.Errorf("a failed conditional request on the step-up page shows %q; it should stay silent", st)
+		t.Errorf("the step-up page shows %q before anything was done", st)
 	}
 	tb.shot("stepup")
 	tb.checkNoLayoutShift("step-up page")
@@ -107,6 +113,9 @@ routes:
 	msg := tb.waitStatus("error")
 	if !strings.Contains(msg, "account you are signed in with") {
 		t.Errorf("another user's passkey on the step-up page: #status = %q, want it to say to use the signed-in account's passkey", msg)
+	}
+	if n := eval[int](tb, `(window.__lkGets || []).filter(g => g.mediation === "conditional").length`); n != 0 {
+		t.Errorf("the step-up page started %d conditional requests by the end; it should start none", n)
 	}
 	for _, bad := range []string{"Error:", "undefined", "{", "403"} {
 		if strings.Contains(msg, bad) {

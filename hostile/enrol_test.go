@@ -78,8 +78,9 @@ func TestRegisterToAnotherAccount(t *testing.T) {
 		}
 	})
 	t.Run("(d) register/finish with no begin", func(t *testing.T) {
-		// No ceremony: the same 400 that login/finish gives without one (PUB-20).
-		reject(t, env, http.StatusBadRequest, func() *lktest.Response {
+		// No ceremony and no session: nobody who may register anything (401). Signed in but
+		// with no ceremony: the same 400 that login/finish gives without one (PUB-20).
+		reject(t, env, http.StatusUnauthorized, func() *lktest.Response {
 			return browser(env).PostJSON("/.latchkey/api/register/finish", lktest.NewPasskey().Attest(lktest.Options{}, origin, lktest.Ceremony{Challenge: "AAAA"}))
 		})
 		b := browser(env)

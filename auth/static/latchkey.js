@@ -175,7 +175,9 @@
     if (!window.PublicKeyCredential) {
       button.disabled = true;
       say("This browser does not support passkeys. Use a current browser, or another device.", "error");
-    } else if (typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
+    } else if (!stepUp && document.getElementById("username") &&
+               typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
+      // Autofill is for choosing an account; a step-up confirms the one already signed in.
       PublicKeyCredential.isConditionalMediationAvailable().then(ok => {
         if (ok) return login("conditional");
       }).catch(e => say(explain(e), "error"));

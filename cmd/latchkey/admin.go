@@ -76,7 +76,7 @@ func newUserCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Created user %s. Send them this one-time enrolment link (valid %s):\n%s\n", name, auth.EnrolTTL, link)
+				fmt.Fprintf(cmd.OutOrStdout(), "Created user %s. Send them this one-time enrolment link (valid %s):\n%s\n", name, enrolValidity(), link)
 				return nil
 			})
 		},
@@ -101,7 +101,7 @@ func newUserCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "New enrolment link for %s (valid %s; earlier links no longer work):\n%s\n", u.Name, auth.EnrolTTL, link)
+				fmt.Fprintf(cmd.OutOrStdout(), "New enrolment link for %s (valid %s; earlier links no longer work):\n%s\n", u.Name, enrolValidity(), link)
 				return nil
 			})
 		},
@@ -458,3 +458,6 @@ func problemLines(err error) []string {
 	}
 	return out
 }
+
+// enrolValidity says how long an enrolment link works, in words.
+func enrolValidity() string { return fmt.Sprintf("%d days", int(auth.EnrolTTL/(24*time.Hour))) }
