@@ -43,16 +43,21 @@ func main() {
 		serverCPU   = flag.String("server-cpu", "0", "CPU list for the servers under test (taskset -c)")
 		loadCPU     = flag.String("load-cpu", "1", "CPU list for wrk and the upstream")
 		serveBare   = flag.String("serve-bare", "", "internal: serve a bare 200 handler on this address")
+		serveBareT  = flag.String("serve-bare-timeouts", "", "internal: the same handler on a server with Latchkey's default timeouts")
 		serveUp     = flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 		serveProxy  = flag.String("serve-bare-proxy", "", "internal: serve a bare reverse proxy on this address")
 		upstreamURL = flag.String("upstream", "", "internal: upstream for -serve-bare-proxy")
 	)
 	flag.Parse()
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	switch {
+	case *serveBareT != "":
+		// Latchkey's defaults (cmd/latchkey Default()): the hardening every public server needs.
+		srv := &http.Server{Addr: *serveBareT, Handler: bare, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		log.Fatal(srv.ListenAndServe())
 	case *serveBare != "":
-		log.Fatal(http.ListenAndServe(*serveBare, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusOK)
-		})))
+		log.Fatal(http.ListenAndServe(*serveBare, bare))
 	case *serveUp != "":
 		body := bytes.Repeat([]byte("x"), 512)
 		log.Fatal(http.ListenAndServe(*serveUp, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -117,10 +122,14 @@ func run(d time.Duration, conns int, serverCPU, loadCPU, out string) error {
 		return cmd, nil
 	}
 	upAddr, bareAddr, bareProxyAddr, lkAddr, metricsAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	bareTAddr := freeAddr()
 	if _, err := start(loadCPU, self, "-serve-upstream", upAddr); err != nil {
 		return err
 	}
 	if _, err := start(serverCPU, self, "-serve-bare", bareAddr); err != nil {
+		return err
+	}
+	if _, err := start(serverCPU, self, "-serve-bare-timeouts", bareTAddr); err != nil {
 		return err
 	}
 	if _, err := start(serverCPU, self, "-serve-bare-proxy", bareProxyAddr, "-upstream", "http://"+upAddr); err != nil {
@@ -149,7 +158,7 @@ log:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	for _, addr := range []string{upAddr, bareAddr, bareProxyAddr} {
+	for _, addr := range []string{upAddr, bareAddr, bareTAddr, bareProxyAddr} {
 		if err := waitHTTP("http://"+addr+"/", 10*time.Second); err != nil {
 			return err
 		}
@@ -218,6 +227,7 @@ log:
 		{"(d) /auth/request, valid cookie", "http://" + lkAddr + "/.latchkey/auth/request", []string{ck, "X-Original-URL: https://app.localhost/d/dashboard?orgId=1", "X-Original-Method: GET"}},
 		{"(e) reverse proxy, valid cookie", "http://" + lkAddr + "/d/dashboard", []string{ck, "Host: app.localhost:" + port}},
 		{"(f) bare httputil.ReverseProxy", "http://" + bareProxyAddr + "/d/dashboard", nil},
+		{"(a') bare handler, Latchkey's server timeouts", "http://" + bareTAddr + "/", nil},
 	} {
 		r, err := wrk(step.name, step.target, step.headers...)
 		if err != nil {
@@ -428,13 +438,18 @@ func render(res []result, cps float64, ready time.Duration, idle, peak string, d
 	fmt.Fprintf(&b, "(and the upstream) to the other. Ratios compare rows of the same run; absolute figures depend on the machine and its load.\n\n")
 	fmt.Fprintln(&b, "| case | requests/s | ratio | p50 | p99 | non-2xx/3xx |")
 	fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: |")
-	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 5}
+	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 5, 6: 0}
 	for i, r := range res {
 		ratio := "baseline"
 		if bi, ok := base[i]; ok {
 			ratio = fmt.Sprintf("%.0f%% of %s", 100*r.rps/res[bi].rps, res[bi].name[:3])
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", r.name, r.rps, ratio, r.p50, r.p99, r.non2xx)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", r.name, r.rps, ratio, r.p50.Round(10*time.Microsecond),
+			r.p99.Round(10*time.Microsecond), r.non2xx)
+	}
+	if len(res) > 6 {
+		fmt.Fprintf(&b, "\nAgainst (a'), the same bare handler on an http.Server with Latchkey's default timeouts and header limit: "+
+			"(b) %.0f%%, (c) %.0f%%, (d) %.0f%%.\n", 100*res[1].rps/res[6].rps, 100*res[2].rps/res[6].rps, 100*res[3].rps/res[6].rps)
 	}
 	fmt.Fprintf(&b, "\n| other | value |\n| --- | ---: |\n")
 	fmt.Fprintf(&b, "| login ceremonies per second (begin + finish, 8 clients, ES256) | %.0f |\n", cps)

@@ -19,7 +19,23 @@ type metrics struct {
 	ceremonies  *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+
+	// bound caches the children of the authz series by label values, so that the hot path does
+	// not hash its labels on every check. It is filled at start for every known combination
+	// and never written afterwards, so reads need no lock.
+	bound map[[2]string]authzChildren
 }
+
+type authzChildren struct {
+	count prometheus.Counter
+	time  prometheus.Observer
+}
+
+// authzEndpoints and authzResults are the label values the proxy reports.
+var (
+	authzEndpoints = []string{"forward", "request", "proxy"}
+	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted"}
+)
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -51,12 +67,7 @@ func newMetrics() *metrics {
 	// Label values known in advance start at zero, so that a dashboard or an alert such as
 	// rate(...[5m]) > 0 sees a series from the first scrape rather than "no data" until the
 	// first event (Prometheus' advice on missing series).
-	for _, e := range []string{"forward", "request", "proxy"} {
-		m.authzTime.WithLabelValues(e)
-		for _, r := range []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted"} {
-			m.authz.WithLabelValues(e, r)
-		}
-	}
+	m.bindAuthz()
 	for _, k := range []string{"register", "login"} {
 		for _, r := range []string{"ok", "failed", "refused"} {
 			m.ceremonies.WithLabelValues(k, r)
@@ -91,9 +102,22 @@ func (m *metrics) handler() http.Handler {
 
 // Authz records one authorization decision; d is 0 when nothing was decided (an untrusted peer).
 func (m *metrics) Authz(endpoint, result string, d time.Duration) {
-	m.authz.WithLabelValues(endpoint, result).Inc()
+	c, ok := m.bound[[2]string{endpoint, result}]
+	if !ok {
+		c = authzChildren{m.authz.WithLabelValues(endpoint, result), m.authzTime.WithLabelValues(endpoint)}
+	}
+	c.count.Inc()
 	if d > 0 {
-		m.authzTime.WithLabelValues(endpoint).Observe(d.Seconds())
+		c.time.Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) bindAuthz() {
+	m.bound = map[[2]string]authzChildren{}
+	for _, e := range authzEndpoints {
+		for _, r := range authzResults {
+			m.bound[[2]string{e, r}] = authzChildren{m.authz.WithLabelValues(e, r), m.authzTime.WithLabelValues(e)}
+		}
 	}
 }
 
