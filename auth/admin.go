@@ -296,6 +296,17 @@ func (s *Service) adminAddUser(w http.ResponseWriter, r *http.Request) error {
 
 // target loads the user named by the path, refusing an admin's actions on their own account
 // where they could lock themselves out.
+// adminTarget checks that the request comes from an admin with a fresh verification and finds
+// the user named by the {id} path value; notSelf refuses actions on the admin's own account.
+func (s *Service) adminTarget(r *http.Request, notSelf bool) (Identity, store.User, error) {
+	admin, err := s.admin(r)
+	if err != nil {
+		return admin, store.User{}, err
+	}
+	u, err := s.target(r, admin, notSelf)
+	return admin, u, err
+}
+
 func (s *Service) target(r *http.Request, admin Identity, notSelf bool) (store.User, error) {
 	u, err := s.store.UserByID(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
@@ -310,11 +321,7 @@ func (s *Service) target(r *http.Request, admin Identity, notSelf bool) (store.U
 }
 
 func (s *Service) adminInvite(w http.ResponseWriter, r *http.Request) error {
-	admin, err := s.admin(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.target(r, admin, false)
+	admin, u, err := s.adminTarget(r, false)
 	if err != nil {
 		return err
 	}
@@ -332,11 +339,7 @@ func (s *Service) adminInvite(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Service) adminSetDisabled(disabled bool) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		admin, err := s.admin(r)
-		if err != nil {
-			return err
-		}
-		u, err := s.target(r, admin, true)
+		admin, u, err := s.adminTarget(r, true)
 		if err != nil {
 			return err
 		}
@@ -355,11 +358,7 @@ func (s *Service) adminSetDisabled(disabled bool) func(w http.ResponseWriter, r 
 }
 
 func (s *Service) adminRemoveUser(w http.ResponseWriter, r *http.Request) error {
-	admin, err := s.admin(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.target(r, admin, true)
+	admin, u, err := s.adminTarget(r, true)
 	if err != nil {
 		return err
 	}
@@ -373,11 +372,7 @@ func (s *Service) adminRemoveUser(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) error {
-	admin, err := s.admin(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.target(r, admin, false)
+	admin, u, err := s.adminTarget(r, false)
 	if err != nil {
 		return err
 	}
@@ -404,11 +399,7 @@ func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Service) adminRevokeSessions(w http.ResponseWriter, r *http.Request) error {
-	admin, err := s.admin(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.target(r, admin, false)
+	admin, u, err := s.adminTarget(r, false)
 	if err != nil {
 		return err
 	}
