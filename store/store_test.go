@@ -20,25 +20,7 @@ import (
 	"github.com/latchkeyhq/latchkey/store"
 )
 
-// clock is a settable clock for the store under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *lktest.Clock { return lktest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 // opener opens (again) one database; every call is a new *store.Store, as a restart would make.
 type opener func(ctx context.Context, now func() time.Time) (*store.Store, error)
@@ -77,7 +59,7 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	st    *store.Store
-	clock *clock
+	clock *lktest.Clock
 	open  opener
 	db    database
 	fresh func() database
