@@ -240,8 +240,17 @@ func newPasskeyCommand() *cobra.Command {
 	remove := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a passkey (by the ID that passkey list prints) and end the sessions it made",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		// A base64url ID can begin with "-", which flag parsing would take for a flag: this
+		// command reads its own arguments (see idArgs) so that the printed ID always works.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, raw []string) error {
+			args, help, err := idArgs(cmd, raw, 1, 1, "latchkey passkey remove ID (the ID that `latchkey passkey list` prints)")
+			if err != nil || help {
+				if help {
+					return cmd.Help()
+				}
+				return err
+			}
 			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
 				id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(args[0], "="))
 				if err != nil || len(id) == 0 {
@@ -319,8 +328,16 @@ func newSessionCommand() *cobra.Command {
 	revoke := &cobra.Command{
 		Use:   "revoke NAME [ID]",
 		Short: "End every session of a user, or the one whose ID session list prints",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		// Session IDs are base64url and may begin with "-": see idArgs.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, raw []string) error {
+			args, help, err := idArgs(cmd, raw, 1, 2, "latchkey session revoke NAME [ID]")
+			if err != nil || help {
+				if help {
+					return cmd.Help()
+				}
+				return err
+			}
 			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
 				u, err := userByName(ctx, st, args[0])
 				if err != nil {
@@ -461,3 +478,37 @@ func problemLines(err error) []string {
 
 // enrolValidity says how long an enrolment link works, in words.
 func enrolValidity() string { return fmt.Sprintf("%d days", int(auth.EnrolTTL/(24*time.Hour))) }
+
+// idArgs parses the arguments of a command whose positional arguments may begin with "-" (IDs
+// in base64url): --config FILE, --config=FILE, -c FILE and --help are recognised, "--" ends the
+// options, and anything else is positional (between min and max of them).
+func idArgs(cmd *cobra.Command, raw []string, min, max int, usage string) (args []string, help bool, err error) {
+	for i := 0; i < len(raw); i++ {
+		a := raw[i]
+		switch {
+		case a == "--":
+			args = append(args, raw[i+1:]...)
+			i = len(raw)
+		case a == "--help" || a == "-h":
+			return nil, true, nil
+		case a == "--config" || a == "-c":
+			if i+1 == len(raw) {
+				return nil, false, &exitError{code: 2, err: fmt.Errorf("%s needs a file name", a)}
+			}
+			i++
+			if err := cmd.Flags().Set("config", raw[i]); err != nil {
+				return nil, false, err
+			}
+		case strings.HasPrefix(a, "--config="):
+			if err := cmd.Flags().Set("config", strings.TrimPrefix(a, "--config=")); err != nil {
+				return nil, false, err
+			}
+		default:
+			args = append(args, a)
+		}
+	}
+	if len(args) < min || len(args) > max {
+		return nil, false, &exitError{code: 2, err: fmt.Errorf("usage: %s", usage)}
+	}
+	return args, false, nil
+}

@@ -6,9 +6,13 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/latchkeyhq/latchkey/internal/lktest"
 	"github.com/latchkeyhq/latchkey/proxy"
@@ -257,4 +261,57 @@ func TestCLISessionsDisableAndAudit(t *testing.T) {
 			t.Fatalf("audit --since 24h:\n%s", recent)
 		}
 	})
+}
+
+// TestPasskeyRemoveIDWithLeadingDash: a base64url credential ID may begin with "-"; the ID that
+// `passkey list` prints must work as it is, with --config before or after it, and after "--".
+func TestPasskeyRemoveIDWithLeadingDash(t *testing.T) {
+	for _, order := range []string{"config after", "config before", "double dash"} {
+		t.Run(order, func(t *testing.T) {
+			dir := t.TempDir()
+			cfgPath := filepath.Join(dir, "latchkey.yaml")
+			if err := os.WriteFile(cfgPath, []byte("data_dir: "+filepath.Join(dir, "data")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := openStore(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := store.User{ID: uuid.NewString(), Name: "dash"}
+			id := append([]byte{0xf9}, make([]byte, 31)...) // base64url "-Q..." : starts with a dash
+			if err := st.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.RegisterCredential(ctx, store.Enrolment{Credential: store.Credential{ID: id, UserID: u.ID, PublicKey: []byte{1}}}); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			printed := base64.RawURLEncoding.EncodeToString(id)
+			if printed[0] != '-' {
+				t.Fatalf("test ID %q does not start with a dash", printed)
+			}
+			args := map[string][]string{
+				"config after":  {"passkey", "remove", printed, "--config", cfgPath},
+				"config before": {"passkey", "remove", "--config=" + cfgPath, printed},
+				"double dash":   {"passkey", "remove", "-c", cfgPath, "--", printed},
+			}[order]
+			var out, errb bytes.Buffer
+			if code := run(ctx, args, &out, &errb); code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+			}
+			st, err = openStore(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Credential(ctx, id); err == nil {
+				t.Fatal("the passkey is still there")
+			}
+		})
+	}
 }
