@@ -445,11 +445,7 @@ func newConfigCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
-			cfg, err := loadConfig(path)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err != nil {
+			if _, err := checkConfig(path); err != nil {
 				for _, line := range problemLines(err) {
 					fmt.Fprintln(cmd.ErrOrStderr(), line)
 				}

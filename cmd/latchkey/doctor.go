@@ -115,13 +115,14 @@ func runDoctor(ctx context.Context, out io.Writer, a doctorArgs, now func() time
 		shown = "built-in defaults (or ./latchkey.yaml when present)"
 	}
 	fmt.Fprintf(out, "Latchkey doctor · configuration: %s\n\n", shown)
-	cfg, err := loadConfig(path)
-	if err != nil {
+	cfg, err := checkConfig(path)
+	var re *readError
+	if errors.As(err, &re) {
 		d.add(sevError, "the configuration cannot be read: %v", err)
 		return d.report(out)
 	}
 	d.cfg = cfg
-	if err := cfg.Validate(); err != nil {
+	if err != nil {
 		for _, line := range problemLines(err) {
 			d.add(sevError, "%s", line)
 		}
