@@ -181,13 +181,21 @@ func (s *Service) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.latchkey/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		SecurityHeaders(w.Header())
+		if name := strings.TrimPrefix(r.URL.Path, "/.latchkey/static/"); name == "" || !fs.ValidPath(name) || !s.hasStatic(name) {
+			s.ErrorPage(w, r, http.StatusNotFound, "There is no such file.")
+			return
+		}
 		s.static.ServeHTTP(w, r)
 	}))
+	// Everything else under /.latchkey/ gets Latchkey's own answer, never the mux's plain text:
+	// a page for browsers, JSON for the API.
+	mux.Handle("/.latchkey/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.fallback(mux, w, r) }))
 	mux.HandleFunc("GET /.latchkey/login", s.page(s.loginPage))
 	mux.HandleFunc("GET /.latchkey/enroll", s.page(s.enrolPage))
 	mux.HandleFunc("GET /.latchkey/account", s.page(s.accountPage))
 	mux.HandleFunc("GET /.latchkey/recover", s.page(s.recoverPage))
 	mux.HandleFunc("GET /.latchkey/healthz", s.healthz)
+	mux.HandleFunc("GET /.latchkey/logout", s.page(s.logoutPage))
 	mux.HandleFunc("POST /.latchkey/logout", s.api(s.logout))
 
 	mux.HandleFunc("POST /.latchkey/api/register/begin", s.api(s.registerBegin))
@@ -210,6 +218,35 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /.latchkey/api/tokens/{id}", s.api(s.revokeToken))
 	s.adminRoutes(mux)
 	return mux
+}
+
+// fallback answers a /.latchkey/ request that no route took: 405 (with Allow) when the path
+// exists for another method, else 404.
+func (s *Service) fallback(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/.latchkey/" {
+			allowed = append(allowed, m)
+		}
+	}
+	status, msg := http.StatusNotFound, "There is no such page."
+	if len(allowed) > 0 {
+		status, msg = http.StatusMethodNotAllowed, "This address does not take that kind of request."
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
+	if strings.HasPrefix(r.URL.Path, "/.latchkey/api/") {
+		SecurityHeaders(w.Header())
+		writeJSON(w, status, map[string]string{"error": strings.ToLower(http.StatusText(status))})
+		return
+	}
+	s.ErrorPage(w, r, status, msg)
+}
+
+func (s *Service) hasStatic(name string) bool {
+	st, err := fs.Stat(assets, "static/"+name)
+	return err == nil && !st.IsDir()
 }
 
 // ServeHTTP serves Routes; unknown paths under /.latchkey/ get a 404 page.

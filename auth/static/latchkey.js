@@ -165,6 +165,13 @@
       }
     }
 
+    // Enter in the account field does what the button does: the field only exists to receive
+    // the browser's passkey autofill, so there is nothing else for Enter to submit.
+    const username = document.getElementById("username");
+    if (username) username.addEventListener("keydown", ev => {
+      if (ev.key === "Enter") { ev.preventDefault(); if (!button.disabled) button.click(); }
+    });
+
     button.addEventListener("click", async () => {
       if (conditional) { conditional.abort(); conditional = null; }
       button.disabled = true;
@@ -182,6 +189,20 @@
         if (ok) return login("conditional");
       }).catch(e => say(explain(e), "error"));
     }
+  }
+
+  // --- sign-out confirmation ---
+  if (page.dataset.page === "logout") {
+    const button = document.getElementById("logout-confirm");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const rd = page.dataset.rd || "";
+        const res = await api("/.latchkey/logout" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), {});
+        say("Signed out.", "ok");
+        window.location.assign(res.redirect || "/.latchkey/login");
+      } catch (e) { say(explain(e), "error"); button.disabled = false; }
+    });
   }
 
   // --- enrolment page ---
