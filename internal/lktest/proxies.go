@@ -219,6 +219,7 @@ func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 		"LATCHKEY_SITE=http://auth.example.com:" + port,
 		"LATCHKEY_UPSTREAM=" + cfg.Latchkey,
 		"APP_SITE=http://app.example.com:" + port,
+		"APP_PORT=" + port,
 		"APP_UPSTREAM=" + cfg.App,
 	}
 	cmd.Stdout, cmd.Stderr = &out, &out
