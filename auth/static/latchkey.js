@@ -3,6 +3,34 @@
 // manual base64url conversion elsewhere.
 "use strict";
 (function () {
+  // A portal configured as http://localhost only works in a browser on the same machine: a
+  // browser elsewhere (a headless server reached by its address) gets no passkeys. Say how to
+  // reach it instead of failing at the first passkey request.
+  const portal = document.body && document.body.dataset.portal;
+  if (portal) {
+    try {
+      const u = new URL(portal);
+      const local = u.hostname === "localhost" || u.hostname.endsWith(".localhost") || u.hostname === "127.0.0.1" || u.hostname === "[::1]";
+      if (local && location.origin !== u.origin) {
+        const port = u.port || (u.protocol === "https:" ? "443" : "80");
+        const note = document.createElement("div");
+        note.id = "tunnel-hint";
+        note.className = "warning";
+        note.setAttribute("role", "alert");
+        const p1 = document.createElement("p");
+        p1.textContent = "This Latchkey is set up for " + u.origin + ", which works only in a browser on the machine it runs on. " +
+          "To use it from this computer, open an SSH tunnel, then open " + u.origin + "/ here:";
+        const code = document.createElement("code");
+        code.textContent = "ssh -L " + port + ":localhost:" + port + " you@" + location.hostname;
+        const p2 = document.createElement("p");
+        p2.textContent = "Or set server.public_url to an https address that this browser can reach.";
+        note.append(p1, code, p2);
+        const brand = document.querySelector("main .brand");
+        if (brand) brand.after(note); else if (document.querySelector("main")) document.querySelector("main").prepend(note);
+      }
+    } catch (e) { /* not a URL: nothing to say */ }
+  }
+
   const page = document.getElementById("page");
   if (!page) return;
   const statusEl = document.getElementById("status");

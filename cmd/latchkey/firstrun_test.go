@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,5 +209,29 @@ func TestHealthcheckURL(t *testing.T) {
 	}
 	if _, errOut, code := runCLI("healthcheck", "--url", "127.0.0.1:8080"); code != 2 || !strings.Contains(errOut, "--url") {
 		t.Errorf("healthcheck --url without scheme: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestTunnelHint: a localhost public_url on a listener that other machines reach gets the SSH
+// tunnel line at start; a loopback listener or a real https address gets nothing.
+func TestTunnelHint(t *testing.T) {
+	local, _ := url.Parse("http://localhost:8080")
+	public, _ := url.Parse("https://auth.example.com")
+	for _, c := range []struct {
+		ip     string
+		public *url.URL
+		want   bool
+	}{
+		{"0.0.0.0", local, true},
+		{"192.0.2.10", local, true},
+		{"127.0.0.1", local, false},
+		{"::1", local, false},
+		{"0.0.0.0", public, false},
+	} {
+		var b strings.Builder
+		tunnelHint(&b, &net.TCPAddr{IP: net.ParseIP(c.ip), Port: 8080}, c.public)
+		if got := strings.Contains(b.String(), "ssh -L 8080:localhost:8080"); got != c.want {
+			t.Errorf("listen %s, public %s: hint shown %v, want %v:\n%s", c.ip, c.public, got, c.want, b.String())
+		}
 	}
 }

@@ -227,6 +227,22 @@ func bootstrap(ctx context.Context, a *app, out io.Writer) error {
 	return nil
 }
 
+// tunnelHint helps on a headless server: a localhost public_url works only in a browser on the
+// same machine, so when the listener is reachable from elsewhere, say how to get there.
+func tunnelHint(out io.Writer, bound net.Addr, public *url.URL) {
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() || !isLocalHost(public.Hostname()) {
+		return
+	}
+	port := public.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[public.Scheme]
+	}
+	fmt.Fprintf(out, "server.public_url is %s: passkeys work only in a browser on this machine. From another computer, open an SSH tunnel\n"+
+		"and use the same address there:\n\n    ssh -L %s:localhost:%s you@this-server\n\nor set server.public_url to an https address that your browser reaches.\n\n",
+		public, port, port)
+}
+
 // listenOn binds addr and turns a bind failure into advice: which setting to change, and how.
 func listenOn(addr, key, how string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -326,6 +342,7 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	if opts.demo {
 		demoBanner(opts.out, a.public)
 	}
+	tunnelHint(opts.out, ln.Addr(), a.public)
 	a.log.Info("latchkey ready", "listen", ln.Addr().String(), "public_url", a.public.String(), "metrics", metricsAddr,
 		"store", string(a.store.Dialect()), "version", version)
 	if opts.ready != nil {
