@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +132,16 @@ type ProxyConfig struct {
 	Port     int    // the proxy's port on 127.0.0.1 (FreePort)
 	Latchkey string // host:port of Latchkey
 	App      string // host:port of the protected application
+	// Sites are more protected sites on the same port, each a copy of the shipped
+	// app.example.com block (nginx conf.d/app.conf, the Caddyfile's APP_SITE block) with only
+	// its host name and upstream changed, so that tests can tell which site served a request.
+	Sites []ProxySite
+}
+
+// ProxySite is one more protected site of a test proxy.
+type ProxySite struct {
+	Name string // host name, e.g. public.example.com
+	App  string // host:port of its application
 }
 
 // listen80 matches the listen directives of the deploy/nginx files, the one thing the tests
@@ -172,6 +183,23 @@ func StartNginx(t testing.TB, cfg ProxyConfig) *Proc {
 	copyTree("conf.d", func(s string) string { return listen80.ReplaceAllString(s, listen) })
 	copyTree("snippets", func(s string) string { return s })
 	upstreams := fmt.Sprintf("upstream latchkey {\n    server %s;\n}\n\nupstream app {\n    server %s;\n}\n", cfg.Latchkey, cfg.App)
+	if len(cfg.Sites) > 0 {
+		b, err := os.ReadFile(filepath.Join(dir, "conf.d", "app.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := string(b)
+		if !strings.Contains(app, "server_name app.example.com;") || !strings.Contains(app, "proxy_pass http://app;") {
+			t.Fatal("deploy/nginx/conf.d/app.conf no longer has server_name app.example.com and proxy_pass http://app")
+		}
+		for i, site := range cfg.Sites {
+			up := fmt.Sprintf("site%d", i)
+			conf := strings.ReplaceAll(app, "server_name app.example.com;", "server_name "+site.Name+";")
+			conf = strings.ReplaceAll(conf, "proxy_pass http://app;", "proxy_pass http://"+up+";")
+			writeFile(t, filepath.Join(dir, "conf.d", up+".conf"), conf)
+			upstreams += fmt.Sprintf("\nupstream %s {\n    server %s;\n}\n", up, site.App)
+		}
+	}
 	writeFile(t, filepath.Join(dir, "conf.d", "upstreams.conf"), upstreams)
 	tmp := filepath.Join(dir, "tmp")
 	main := fmt.Sprintf(`daemon off;
@@ -209,6 +237,34 @@ func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 	dir := t.TempDir()
 	var out SyncBuffer
 	port := strconv.Itoa(cfg.Port)
+	var extraEnv []string
+	if len(cfg.Sites) > 0 {
+		b, err := os.ReadFile(caddyfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		start := strings.Index(src, "\n{$APP_SITE:")
+		end := -1
+		if start >= 0 {
+			end = strings.Index(src[start:], "\n}\n")
+		}
+		if start < 0 || end < 0 {
+			t.Fatal("deploy/caddy/Caddyfile no longer has a {$APP_SITE:...} { ... } block")
+		}
+		block := src[start : start+end+3]
+		blockSite := regexp.MustCompile(`\{\$APP_SITE:[^}]*\}`)
+		blockUp := regexp.MustCompile(`\{\$APP_UPSTREAM:[^}]*\}`)
+		for i, site := range cfg.Sites {
+			n := strconv.Itoa(i)
+			copyBlock := blockSite.ReplaceAllLiteralString(block, "{$SITE_"+n+"}")
+			copyBlock = blockUp.ReplaceAllLiteralString(copyBlock, "{$SITE_UPSTREAM_"+n+"}")
+			src += copyBlock
+			extraEnv = append(extraEnv, "SITE_"+n+"=http://"+site.Name+":"+port, "SITE_UPSTREAM_"+n+"="+site.App)
+		}
+		caddyfile = filepath.Join(dir, "Caddyfile")
+		writeFile(t, caddyfile, src)
+	}
 	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -222,6 +278,7 @@ func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 		"APP_PORT=" + port,
 		"APP_UPSTREAM=" + cfg.App,
 	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	return startProc(t, cmd, cfg.Port, dir, out.String)
 }
