@@ -154,7 +154,9 @@ func siteName(host string) string {
 }
 
 // runIdentityTable sends every case to addr and checks what the upstreams saw.
-func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo, skip map[string]string, logs func() string) {
+// With exactPath, the upstream must receive the normalised path itself (Latchkey's own reverse
+// proxy sends it); otherwise the path it receives must normalise to the judged one.
+func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo, skip map[string]string, exactPath bool, logs func() string) {
 	_, port, _ := net.SplitHostPort(addr)
 	served := 0
 	for _, tc := range identityCases() {
@@ -206,6 +208,9 @@ func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo,
 			if err != nil || p != tc.path {
 				fail("the upstream was sent %q, which is %q (%v), not the path judged, %q", r.URI, p, err, tc.path)
 			}
+			if exactPath && rawPath != tc.path {
+				fail("the upstream was sent %q, not the normalised path %q", r.URI, tc.path)
+			}
 			if siteName(r.Host) != tc.site+".example.com" {
 				fail("the upstream got Host %q, not %s.example.com", r.Host, tc.site)
 			}
@@ -228,7 +233,7 @@ func TestHostPathIdentityNginx(t *testing.T) {
 	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny", Rules: identityRules("1")})
 	p := lktest.StartNginx(t, lktest.ProxyConfig{Port: port, Latchkey: env.Server.Listener.Addr().String(), App: app.Addr(),
 		Sites: []lktest.ProxySite{{Name: "public.example.com", App: pub.Addr()}}})
-	runIdentityTable(t, "127.0.0.1:"+strconv.Itoa(port), map[string]*lktest.Echo{"app": app, "public": pub}, nil, p.Logs)
+	runIdentityTable(t, "127.0.0.1:"+strconv.Itoa(port), map[string]*lktest.Echo{"app": app, "public": pub}, nil, false, p.Logs)
 }
 
 // TestHostPathIdentityCaddy runs the table through a real Caddy with the shipped Caddyfile.
@@ -239,7 +244,7 @@ func TestHostPathIdentityCaddy(t *testing.T) {
 	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny", Rules: identityRules("1")})
 	p := lktest.StartCaddy(t, lktest.ProxyConfig{Port: port, Latchkey: env.Server.Listener.Addr().String(), App: app.Addr(),
 		Sites: []lktest.ProxySite{{Name: "public.example.com", App: pub.Addr()}}})
-	runIdentityTable(t, "127.0.0.1:"+strconv.Itoa(port), map[string]*lktest.Echo{"app": app, "public": pub}, nil, p.Logs)
+	runIdentityTable(t, "127.0.0.1:"+strconv.Itoa(port), map[string]*lktest.Echo{"app": app, "public": pub}, nil, false, p.Logs)
 }
 
 // TestHostPathIdentityReverseProxy runs the table through Latchkey's own reverse proxy. It
@@ -251,7 +256,7 @@ func TestHostPathIdentityReverseProxy(t *testing.T) {
 		Routes: map[string]string{"app.example.com": app.Server.URL, "public.example.com": pub.Server.URL}})
 	runIdentityTable(t, env.Server.Listener.Addr().String(), map[string]*lktest.Echo{"app": app, "public": pub},
 		map[string]string{"host with another port (trap rule)": "no trap rule in reverse-proxy mode (see TestReverseProxyPortRoutes)"},
-		env.Logs.String)
+		true, env.Logs.String)
 }
 
 // TestReverseProxyPortRoutes: a route and a rule naming a port serve and judge that port only;
