@@ -73,8 +73,11 @@ func startChains(tmp, upAddr, lkAddr, serverCPU string, start func(cpu string, e
 	if err := os.MkdirAll(cdir, 0o700); err != nil {
 		return c, err
 	}
-	if _, err := start(serverCPU, lktest.CaddyEnv(cdir, lktest.ProxyConfig{Port: caddyPort, Latchkey: lkAddr, App: upAddr}),
-		"caddy", "run", "--config", lktest.Caddyfile(repo), "--adapter", "caddyfile"); err != nil {
+	caddyfile, caddyEnv, err := lktest.WriteCaddy(repo, cdir, lktest.ProxyConfig{Port: caddyPort, Latchkey: lkAddr, App: upAddr})
+	if err != nil {
+		return c, err
+	}
+	if _, err := start(serverCPU, caddyEnv, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile"); err != nil {
 		return c, err
 	}
 	c.caddy, c.caddyHost = "http://127.0.0.1:"+strconv.Itoa(caddyPort), "app.example.com:"+strconv.Itoa(caddyPort)

@@ -12,7 +12,7 @@ import (
 
 // debugHeaders are the request headers the debug report shows, in this order. Cookie and
 // Authorization are reported as present or absent only: their values are secrets.
-var debugHeaders = []string{"Host", "X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri",
+var debugHeaders = []string{"Host", "X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Uri",
 	"X-Forwarded-For", "X-Original-Url", "X-Original-Method", "X-Real-Ip", "Forwarded", "Accept", "Cookie", "Authorization"}
 
 // DebugReport is what /.latchkey/debug/request answers: how Latchkey reads a forward-auth
@@ -133,6 +133,7 @@ func (h *Handler) debugReport(r *http.Request, trusted bool) DebugReport {
 			for _, k := range []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri", "X-Forwarded-For"} {
 				honoured[k] = ""
 			}
+			honoured["X-Forwarded-Port"] = "the port the proxy received the request on; replaces a port in X-Forwarded-Host"
 		case "request":
 			honoured["X-Original-Url"] = ""
 			honoured["X-Original-Method"] = ""

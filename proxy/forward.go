@@ -150,15 +150,6 @@ func hasForwarded(r *http.Request) bool {
 	return false
 }
 
-// single returns the header's one value; ok is false when it is missing or repeated.
-func single(r *http.Request, key string) (string, bool) {
-	v := r.Header[key]
-	if len(v) != 1 {
-		return "", false
-	}
-	return v[0], true
-}
-
 // trustedPeer refuses forward-auth requests that do not come from a configured proxy.
 func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint string) bool {
 	peer, ok := PeerAddr(r)

@@ -214,7 +214,10 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		scheme = "https"
 	}
 	// r.Host is what net/http took from an absolute request line, or else the one Host header
-	// (it refuses two); the route and the rules both use it, so they cannot disagree.
+	// (it refuses two). The route and the rules both use it, name and port, so they cannot
+	// disagree (issue 16). Latchkey has one listener, so the port a request names is the only
+	// thing that can tell "app:8443" from "app" apart; it is not the listener's port, which a
+	// port mapping (docker -p 8080:9000) makes differ from what browsers use.
 	host, ok := CanonicalHost(r.Host, scheme)
 	if !ok {
 		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This request has no usable Host.")

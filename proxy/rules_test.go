@@ -114,6 +114,18 @@ func TestRulesMatch(t *testing.T) {
 	}
 }
 
+// TestCompileRulesHostHints: an internationalised name must be written as browsers send it
+// (punycode), and the error says so.
+func TestCompileRulesHostHints(t *testing.T) {
+	_, err := CompileRules([]RuleConfig{{Hosts: []string{"bücher.example.com", "*.bücher.example.com", "https://x.example.com/"}, Policy: "deny"}}, "")
+	if err == nil || strings.Count(err.Error(), "xn--") != 2 || !strings.Contains(err.Error(), "not a URL") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := CompileRules([]RuleConfig{{Hosts: []string{"xn--bcher-kva.example.com", "*.XN--bcher-kva.example.com:8443"}, Policy: "deny"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRulesMatchDefaults(t *testing.T) {
 	t.Run("nil rules deny", func(t *testing.T) {
 		var rs *Rules

@@ -300,7 +300,7 @@ func (d *doctor) checkRoutes(ctx context.Context, dial bool) {
 			continue
 		}
 		if d.rules != nil {
-			rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Host: host, Path: "/"})
+			rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Scheme: "https", Host: host, Path: "/"})
 			if rule.Index < 0 {
 				sev := sevWarn
 				if rule.Policy == proxy.PolicyDeny {
@@ -438,7 +438,7 @@ func (d *doctor) explainURL(out io.Writer, raw string) {
 	if d.rules == nil {
 		return
 	}
-	rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Host: host, Path: path})
+	rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Scheme: u.Scheme, Host: host, Path: path})
 	w := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	w("URL %s (host %s, path %s as the rules see it)", raw, host, path)
 	if rule.Index < 0 {

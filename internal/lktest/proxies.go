@@ -131,6 +131,16 @@ type ProxyConfig struct {
 	Port     int    // the proxy's port on 127.0.0.1 (FreePort)
 	Latchkey string // host:port of Latchkey
 	App      string // host:port of the protected application
+	// Sites are more protected sites on the same port, each a copy of the shipped
+	// app.example.com block (nginx conf.d/app.conf, the Caddyfile's APP_SITE block) with only
+	// its host name and upstream changed, so that tests can tell which site served a request.
+	Sites []ProxySite
+}
+
+// ProxySite is one more protected site of a test proxy.
+type ProxySite struct {
+	Name string // host name, e.g. public.example.com
+	App  string // host:port of its application
 }
 
 // listen80 matches the listen directives of the deploy/nginx files, the one thing the tests
@@ -163,8 +173,12 @@ func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 	bin := NeedBinary(t, "caddy", "caddy")
 	dir := t.TempDir()
 	var out SyncBuffer
-	cmd := exec.Command(bin, "run", "--config", Caddyfile(RepoDir(t)), "--adapter", "caddyfile")
-	cmd.Env = CaddyEnv(dir, cfg)
+	caddyfile, env, err := WriteCaddy(RepoDir(t), dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &out, &out
 	return startProc(t, cmd, cfg.Port, dir, out.String)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // NginxOptions tune the nginx.conf around the shipped files; the zero value is the tests' own.
@@ -55,6 +56,24 @@ func WriteNginx(repo, dir string, cfg ProxyConfig, opts NginxOptions) ([]string,
 					return nil, errors.New("deploy/nginx/conf.d/upstreams.conf: want one server line in upstream latchkey and one in upstream app")
 				}
 			}
+			if filepath.Base(f) == "upstreams.conf" {
+				for i, site := range cfg.Sites {
+					s += fmt.Sprintf("\nupstream site%d {\n    server %s;\n}\n", i, site.App)
+				}
+			}
+			if filepath.Base(f) == "app.conf" && len(cfg.Sites) > 0 {
+				if !strings.Contains(s, "server_name app.example.com;") || !strings.Contains(s, "proxy_pass http://app;") {
+					return nil, errors.New("deploy/nginx/conf.d/app.conf no longer has server_name app.example.com and proxy_pass http://app")
+				}
+				for i, site := range cfg.Sites {
+					up := fmt.Sprintf("site%d", i)
+					conf := strings.ReplaceAll(s, "server_name app.example.com;", "server_name "+site.Name+";")
+					conf = strings.ReplaceAll(conf, "proxy_pass http://app;", "proxy_pass http://"+up+";")
+					if err := os.WriteFile(filepath.Join(dir, sub, up+".conf"), []byte(conf), 0o644); err != nil {
+						return nil, err
+					}
+				}
+			}
 			if err := os.WriteFile(filepath.Join(dir, sub, filepath.Base(f)), []byte(s), 0o644); err != nil {
 				return nil, err
 			}
@@ -91,12 +110,22 @@ http {
 	return []string{"-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log")}, nil
 }
 
-// CaddyEnv is the environment that runs repo's deploy/caddy/Caddyfile on 127.0.0.1:cfg.Port:
-// its {$...} placeholders make the protected site http://app.example.com:cfg.Port and the
-// portal http://auth.example.com:cfg.Port, and Caddy's state stays in dir.
-func CaddyEnv(dir string, cfg ProxyConfig) []string {
+// appSiteBlock and appUpstream find the protected site of the shipped Caddyfile, so that tests can
+// add copies of it (ProxyConfig.Sites) with only the host name and upstream changed.
+var (
+	caddySite     = regexp.MustCompile(`\{\$APP_SITE:[^}]*\}`)
+	caddyUpstream = regexp.MustCompile(`\{\$APP_UPSTREAM:[^}]*\}`)
+)
+
+// WriteCaddy returns the Caddyfile that runs repo's deploy/caddy/Caddyfile on 127.0.0.1:cfg.Port
+// (the shipped file itself, or a copy in dir with one more copy of its protected site per
+// cfg.Sites) and the environment for it: the {$...} placeholders make the protected site
+// http://app.example.com:cfg.Port and the portal http://auth.example.com:cfg.Port, and Caddy's
+// state stays in dir.
+func WriteCaddy(repo, dir string, cfg ProxyConfig) (caddyfile string, env []string, err error) {
 	port := strconv.Itoa(cfg.Port)
-	return []string{
+	caddyfile = Caddyfile(repo)
+	env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		// Caddy keeps its state under HOME/XDG directories; keep it inside dir.
 		"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir,
@@ -108,6 +137,31 @@ func CaddyEnv(dir string, cfg ProxyConfig) []string {
 		"APP_PORT=" + port,
 		"APP_UPSTREAM=" + cfg.App,
 	}
+	if len(cfg.Sites) == 0 {
+		return caddyfile, env, nil
+	}
+	b, err := os.ReadFile(caddyfile)
+	if err != nil {
+		return "", nil, err
+	}
+	src := string(b)
+	start := strings.Index(src, "\n{$APP_SITE:")
+	end := -1
+	if start >= 0 {
+		end = strings.Index(src[start:], "\n}\n")
+	}
+	if start < 0 || end < 0 {
+		return "", nil, errors.New("deploy/caddy/Caddyfile no longer has a {$APP_SITE:...} { ... } block")
+	}
+	block := src[start : start+end+3]
+	for i, site := range cfg.Sites {
+		n := strconv.Itoa(i)
+		c := caddySite.ReplaceAllLiteralString(block, "{$SITE_"+n+"}")
+		src += caddyUpstream.ReplaceAllLiteralString(c, "{$SITE_UPSTREAM_"+n+"}")
+		env = append(env, "SITE_"+n+"=http://"+site.Name+":"+port, "SITE_UPSTREAM_"+n+"="+site.App)
+	}
+	caddyfile = filepath.Join(dir, "Caddyfile")
+	return caddyfile, env, os.WriteFile(caddyfile, []byte(src), 0o644)
 }
 
 // Caddyfile is the path of the Caddyfile that repo ships.
