@@ -135,9 +135,14 @@ func (s *Service) listTokens(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// createToken needs a fresh passkey verification: a token is a new, long-lived way in that a
+// stolen cookie must not be able to mint (issue 16).
 func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.tokenOwner(r)
 	if err != nil {
+		return err
+	}
+	if err := s.fresh(id); err != nil {
 		return err
 	}
 	var body struct {
