@@ -294,10 +294,10 @@
         if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
       }, "New recovery codes made. Store them now.");
     });
-    const emailForm = document.getElementById("email-form");
+    const emailForm = document.getElementById("email-change");
     if (emailForm) emailForm.addEventListener("submit", ev => {
       ev.preventDefault();
-      const input = document.getElementById("email");
+      const input = document.getElementById("email-input");
       act(async () => {
         const res = await api("/.latchkey/api/account/email", { email: input.value.trim() });
         input.value = res.email;

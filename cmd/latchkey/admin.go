@@ -167,7 +167,7 @@ func newUserCommand() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "Disabled %s. %s and %s.\n", u.Name, account.Summary(rv, true), links(rv.Links))
+					fmt.Fprintf(cmd.OutOrStdout(), "Disabled %s. %s; %s.\n", u.Name, account.Summary(rv, true), links(rv.Links))
 					return nil
 				})
 			},
