@@ -45,6 +45,16 @@
 //	PUB-32 database files and logs                    abuse_test.go TestSecretsNeverLogged, TestDatabaseFileModes
 //	PUB-33 slowloris and oversized headers            cmd/latchkey/hostile_limits_test.go TestSlowlorisAndOversizedHeaders
 //
+// Cases beyond the catalogue are written up in CASES.md. Account actions and revocation:
+//
+//	ACC-01 stolen cookie, account-changing actions    account_test.go TestStolenCookieCannotTakeOverAccount; auth/stepup_account_test.go TestAccountActionsNeedStepUp; e2e TestAccountInlineStepUp
+//	ACC-02 recovery session scope                     auth/stepup_account_test.go TestRecoverySessionEnrolsWithoutStepUp; auth/account_test.go TestAccountAPINeedsFullSession
+//	ACC-03 recovery mail redirected                   auth/stepup_account_test.go TestEmailChange
+//	ACC-04 disabled is disabled for good              auth/revoke_test.go TestDisableRevokesForGood
+//	ACC-05 sign out everywhere leaves tokens behind   auth/revoke_test.go TestSignOutEverywhere
+//	ACC-06 control characters in account fields      cmd/latchkey/account_parity_test.go TestCLIAndConsoleValidateAlike; account/validate_test.go TestValidation
+//	ACC-07 who did it (one audit vocabulary)          cmd/latchkey/account_parity_test.go TestCLIAndConsoleAuditAlike
+//
 // Beyond the catalogue: headers_test.go TestSecurityHeadersOnEveryRoute requests every route
 // registered in auth.Routes() (read from the auth sources, so new routes are covered without
 // editing the test), signed out and signed in, through the whole handler and through
