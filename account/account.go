@@ -123,8 +123,9 @@ func (s *Service) AddUser(ctx context.Context, a Actor, in NewUser) (store.User,
 		}
 		return u, "", err
 	}
-	s.audit(ctx, a, u, EventUserAdded, "groups="+strings.Join(u.Groups, ","))
+	// The link first, then the row: like an invitation, the event follows the link it made.
 	link, err := NewEnrolmentLink(ctx, s.st, s.public, u.ID, s.now())
+	s.audit(ctx, a, u, EventUserAdded, "groups="+strings.Join(u.Groups, ","))
 	if err != nil {
 		return u, "", err
 	}

@@ -204,8 +204,8 @@ func TestCLIAndConsoleAuditAlike(t *testing.T) {
 	cliRows := rows(carol.ID, "cli", "carol", carolPK)
 	consoleRows := rows(dave, "root", "dave", davePK)
 	want := []string{
-		"user_added actor=A target=T groups=staff,ops",
 		"enrolment_link_created ",
+		"user_added actor=A target=T groups=staff,ops",
 		"enrolment_link_created ",
 		"user_invited actor=A target=T",
 		"sessions_revoked actor=A target=T sessions=1 tokens=0",
