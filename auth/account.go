@@ -232,23 +232,24 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// revokeAllSessions is "sign out everywhere": every session of the user ends and, unless the
-// body says {"tokens": false}, every API token is revoked too (the page's checkbox, checked by
-// default). Ending access needs no step-up: it only takes ways in away.
+// revokeAllSessions is "sign out everywhere": every session of the user ends and, with
+// {"tokens": true}, every API token is revoked too. The page's checkbox for it is checked by
+// default; the API, like the CLI's --tokens and the console's, revokes tokens only when asked.
+// Ending access needs no step-up: it only takes ways in away.
 func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.accountOwner(r)
 	if err != nil {
 		return err
 	}
 	var body struct {
-		Tokens *bool `json:"tokens"`
+		Tokens bool `json:"tokens"`
 	}
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &body); err != nil {
 			return err
 		}
 	}
-	tokens := body.Tokens == nil || *body.Tokens
+	tokens := body.Tokens
 	ctx := r.Context()
 	u, err := s.ownTarget(r, id)
 	if err != nil {

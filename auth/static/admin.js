@@ -89,7 +89,12 @@
     if (!window.confirm("Remove " + page.dataset.name + " with their passkeys and sessions? This cannot be undone.")) return;
     act(async () => { const res = await call("DELETE", base); window.location.assign(res.redirect || "/.latchkey/admin"); });
   });
-  on("sessions-revoke-all", () => act(async () => { await call("POST", base + "/sessions/revoke", { all: true }); window.location.reload(); }));
+  on("sessions-revoke-all", () => act(async () => {
+    const tokens = document.getElementById("revoke-tokens");
+    const res = await call("POST", base + "/sessions/revoke", { all: true, tokens: !tokens || tokens.checked });
+    document.querySelectorAll("#sessions li[data-id]").forEach(li => li.remove());
+    say(res.message || "Signed out everywhere.", "ok");
+  }));
   document.querySelectorAll("[data-admin-action]").forEach(b => b.addEventListener("click", () => {
     const li = b.closest("li");
     if (b.dataset.adminAction === "passkey-remove") {
