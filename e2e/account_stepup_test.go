@@ -13,6 +13,7 @@ import (
 // TestAccountInlineStepUp (issue 16): on the account page, an account-changing action whose
 // session checked a passkey more than five minutes ago asks for the passkey in place (the same
 // step-up ceremony as the admin console's), then finishes: no reload, no navigation, no prompt.
+// A cancelled prompt leaves the change undone; sign out everywhere says what it ended.
 // The server runs in this process (internal/lktest, a real HTTP server and SQLite file) so that
 // its clock can be moved past the five minutes instead of waiting them out.
 func TestAccountInlineStepUp(t *testing.T) {
@@ -88,6 +89,17 @@ func TestAccountInlineStepUp(t *testing.T) {
 		t.Error("the address changed without a passkey check")
 	}
 	tb.shot("account-stepup-cancelled")
+
+	// Sign out everywhere needs no step-up (it only ends access) and says what it ended.
+	tb.click("revoke-all")
+	tb.waitFor("what sign out everywhere ended", statusHas("Ended 1 session and revoked 0 API tokens."))
+	if !tb.visible("sign-in-again") {
+		t.Error("no way back in after signing out everywhere")
+	}
+	if n := env.Count("sessions", "user_id = ? AND revoked_at = 0", user.ID); n != 0 {
+		t.Errorf("%d live sessions after signing out everywhere", n)
+	}
+	tb.shot("account-signed-out-everywhere")
 }
 
 // statusHas is a waitFor condition: #status contains text.
