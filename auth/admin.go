@@ -20,7 +20,9 @@ import (
 // enable, remove, re-invite), each user's passkeys and sessions, and the audit log. Only members
 // of Options.AdminGroup get in, and only with a passkey verification younger than AdminStepUp:
 // an admin's stolen cookie alone cannot add users. Pages are server-rendered; actions are
-// same-origin JSON posts made by admin.js, behind the same CSRF guard as every other API.
+// same-origin JSON posts made by admin.js, behind the same CSRF guard as every other API. The
+// operations themselves, with their validation and audit rows, are package account's, which the
+// CLI runs too (issue 16): the handlers here only authorise, map errors and refresh the view.
 
 const auditPageSize = 50
 
