@@ -38,9 +38,12 @@ func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// hasControl reports characters that could rewrite a terminal or hide text in a page: C0 and C1
+// HasControl reports characters that could rewrite a terminal or hide text in a page: C0 and C1
 // controls (escape sequences, newlines, tabs) and format characters (bidirectional overrides,
-// zero-width joiners). Invalid UTF-8 counts as well.
+// zero-width joiners). Invalid UTF-8 counts as well. Every field a person names something with
+// is refused when it holds one.
+func HasControl(s string) bool { return hasControl(s) }
+
 func hasControl(s string) bool {
 	if !utf8.ValidString(s) {
 		return true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -156,6 +157,9 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(body.Name)
 	if name == "" || len(name) > maxTokenName {
 		return fail(http.StatusBadRequest, fmt.Sprintf("give the token a name (1 to %d characters)", maxTokenName), nil)
+	}
+	if account.HasControl(name) {
+		return fail(http.StatusBadRequest, "a token name cannot hold control characters", nil)
 	}
 	if len(body.Hosts) == 0 || len(body.Hosts) > maxTokenHosts {
 		return fail(http.StatusBadRequest, fmt.Sprintf("list the hosts the token is for (1 to %d)", maxTokenHosts), nil)

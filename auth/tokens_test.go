@@ -174,6 +174,7 @@ func TestAPITokens(t *testing.T) {
 			"wildcard host":   {"name": "x", "hosts": []string{"*.localhost"}},
 			"host with path":  {"name": "x", "hosts": []string{"app.localhost/x"}},
 			"no name":         {"hosts": []string{"app.localhost"}},
+			"escape in name":  {"name": "ci\x1b[2J", "hosts": []string{"app.localhost"}},
 			"negative expiry": {"name": "x", "hosts": []string{"app.localhost"}, "expires_in": "-1h"},
 			"endless expiry":  {"name": "x", "hosts": []string{"app.localhost"}, "expires_in": "100000h"},
 		} {
