@@ -7,13 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/latchkeyhq/latchkey/internal/lktest"
 )
 
 // TestAccountInlineStepUp (issue 16): on the account page, an account-changing action whose
 // session checked a passkey more than five minutes ago asks for the passkey in place (the same
 // step-up ceremony as the admin console's), then finishes: no reload, no navigation, no prompt.
-// A cancelled prompt leaves the change undone; sign out everywhere says what it ended.
+// A cancelled prompt leaves the change undone; the tokens page asks the same way; sign out
+// everywhere revokes the API token too (its box is checked by default) and says what it ended.
 // The server runs in this process (internal/lktest, a real HTTP server and SQLite file) so that
 // its clock can be moved past the five minutes instead of waiting them out.
 func TestAccountInlineStepUp(t *testing.T) {
@@ -90,9 +93,30 @@ func TestAccountInlineStepUp(t *testing.T) {
 	}
 	tb.shot("account-stepup-cancelled")
 
-	// Sign out everywhere needs no step-up (it only ends access) and says what it ended.
+	// The tokens page (its own script) renews the check the same way, still stale here.
+	tokens := env.Origin() + "/.latchkey/tokens"
+	tb.navigate(tokens)
+	tb.waitURL(tokens)
+	tb.do(chromedp.SendKeys(chromedp.ID("token-name"), "backup"), chromedp.SendKeys(chromedp.ID("token-hosts"), "app.localhost"))
+	tb.click("token-create")
+	tb.waitFor("the new token", `!document.getElementById("token-new").hidden && document.getElementById("token-value").textContent.startsWith("lk_")`)
+	if n := len(tb.gets()); n != 1 {
+		t.Errorf("%d passkey requests on the tokens page, want the 1 step-up", n)
+	}
+	if n := env.Count("api_tokens", "user_id = ? AND revoked_at = 0", user.ID); n != 1 {
+		t.Errorf("%d live tokens, want 1", n)
+	}
+	tb.shot("tokens-stepup-created")
+
+	// Sign out everywhere needs no step-up (it only ends access); its box, checked by default,
+	// revokes the token too, and the page says what ended.
+	tb.navigate(account)
+	tb.waitURL(account)
 	tb.click("revoke-all")
-	tb.waitFor("what sign out everywhere ended", statusHas("Ended 1 session and revoked 0 API tokens."))
+	tb.waitFor("what sign out everywhere ended", statusHas("Ended 1 session and revoked 1 API token."))
+	if n := env.Count("api_tokens", "user_id = ? AND revoked_at = 0", user.ID); n != 0 {
+		t.Errorf("%d live tokens after signing out everywhere", n)
+	}
 	if !tb.visible("sign-in-again") {
 		t.Error("no way back in after signing out everywhere")
 	}
