@@ -21,13 +21,14 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
 // Fixed lifetimes from the design: ceremonies last 5 minutes, links and codes are single use.
 const (
 	CeremonyTTL   = 5 * time.Minute
-	EnrolTTL      = 7 * 24 * time.Hour
+	EnrolTTL      = account.EnrolTTL
 	MagicLinkTTL  = 15 * time.Minute
 	maxJSONBody   = 64 << 10 // every JSON endpoint; WebAuthn responses are a few KiB
 	maxCeremonies = 10000    // ceremonies in flight across all clients
@@ -47,6 +48,7 @@ type Service struct {
 	limits    *limits
 	metrics   Recorder
 	ceremonyC string // ceremony cookie name
+	accounts  *account.Service
 }
 
 var _ http.Handler = (*Service)(nil)
@@ -131,6 +133,7 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		limits:    newLimits(opts.Now),
 		metrics:   opts.Metrics,
 		ceremonyC: "latchkey_ceremony",
+		accounts:  account.New(st, account.Options{PublicURL: opts.PublicURL, Now: opts.Now, Logger: opts.Logger}),
 	}
 	if s.secure() {
 		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
@@ -209,6 +212,7 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("POST /.latchkey/api/passkeys/rename", s.api(s.renamePasskey))
 	mux.HandleFunc("POST /.latchkey/api/passkeys/remove", s.api(s.removePasskey))
 	mux.HandleFunc("POST /.latchkey/api/recovery-codes", s.api(s.regenerateCodes))
+	mux.HandleFunc("POST /.latchkey/api/account/email", s.api(s.setEmail))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke", s.api(s.revokeSession))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke-all", s.api(s.revokeAllSessions))
 
@@ -270,6 +274,7 @@ type apiError struct {
 	status int
 	msg    string
 	cause  error
+	stepUp bool // the action needs a fresh passkey verification (stepup.go)
 }
 
 func (e *apiError) Error() string {
@@ -314,6 +319,10 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 		s.log.Log(r.Context(), level, "request refused", "path", r.URL.Path, "status", ae.status, "err", redactErr(ae.cause))
 		if ae.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "60")
+		}
+		if ae.stepUp {
+			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "step_up": true})
+			return
 		}
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
 	}
