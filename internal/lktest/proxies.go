@@ -142,6 +142,10 @@ type ProxyConfig struct {
 type ProxySite struct {
 	Name string // host name, e.g. public.example.com
 	App  string // host:port of its application
+	// Port, when set, is a port of its own on 127.0.0.1 for this site (FreePort). For nginx
+	// the site is then the only block listening there, so it is the default server of that
+	// port and serves requests for any host.
+	Port int
 }
 
 // listen80 matches the listen directives of the deploy/nginx files, the one thing the tests
@@ -196,6 +200,9 @@ func StartNginx(t testing.TB, cfg ProxyConfig) *Proc {
 			up := fmt.Sprintf("site%d", i)
 			conf := strings.ReplaceAll(app, "server_name app.example.com;", "server_name "+site.Name+";")
 			conf = strings.ReplaceAll(conf, "proxy_pass http://app;", "proxy_pass http://"+up+";")
+			if site.Port != 0 {
+				conf = strings.ReplaceAll(conf, "listen 127.0.0.1:"+strconv.Itoa(cfg.Port)+";", "listen 127.0.0.1:"+strconv.Itoa(site.Port)+";")
+			}
 			writeFile(t, filepath.Join(dir, "conf.d", up+".conf"), conf)
 			upstreams += fmt.Sprintf("\nupstream %s {\n    server %s;\n}\n", up, site.App)
 		}
@@ -259,8 +266,13 @@ func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 			n := strconv.Itoa(i)
 			copyBlock := blockSite.ReplaceAllLiteralString(block, "{$SITE_"+n+"}")
 			copyBlock = blockUp.ReplaceAllLiteralString(copyBlock, "{$SITE_UPSTREAM_"+n+"}")
+			sitePort := port
+			if site.Port != 0 {
+				sitePort = strconv.Itoa(site.Port)
+				copyBlock = strings.ReplaceAll(copyBlock, "{$APP_PORT:443}", sitePort)
+			}
 			src += copyBlock
-			extraEnv = append(extraEnv, "SITE_"+n+"=http://"+site.Name+":"+port, "SITE_UPSTREAM_"+n+"="+site.App)
+			extraEnv = append(extraEnv, "SITE_"+n+"=http://"+site.Name+":"+sitePort, "SITE_UPSTREAM_"+n+"="+site.App)
 		}
 		caddyfile = filepath.Join(dir, "Caddyfile")
 		writeFile(t, caddyfile, src)
