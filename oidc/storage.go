@@ -115,7 +115,8 @@ func (notFound) IsNotFound() {}
 func (s *storage) client(ctx context.Context, id string) (*client, error) {
 	c, err := s.p.st.OIDCClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound{err}
+		// invalid_client, not a server error: a removed client's refresh is the client's problem.
+		return nil, oidc.ErrInvalidClient().WithParent(notFound{err})
 	}
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
