@@ -32,8 +32,9 @@ const (
 )
 
 // keyReload bounds how long a process signs with a key after another process (the CLI, a replica)
-// rotated it; the old key stays in the JWKS far longer than that, so nothing breaks meanwhile.
-const keyReload = 10 * time.Second
+// rotated it (CLI changes reach a server within 5 seconds); the old key stays in the JWKS far
+// longer than that, so nothing breaks meanwhile.
+const keyReload = 5 * time.Second
 
 // subKey derives an independent key for one purpose from the session block key, so that the
 // database alone never holds what it takes to sign or to decrypt.
