@@ -194,7 +194,7 @@ func (f *fixture) consent(b *lktest.Client, r *lktest.Response, decision string)
 	}
 	form := url.Values{"id": {string(id[1])}, "csrf": {string(csrf[1])}, "decision": {decision}}
 	resp := b.Do(http.MethodPost, "", oidc.Prefix+"/consent", strings.NewReader(form.Encode()), http.Header{
-		"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {f.env.Origin()}, "Sec-Fetch-Site": {"same-origin"}})
+		"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}}) // as Chromium sends it under no-referrer
 	return step{resp: resp, location: resp.Header.Get("Location")}
 }
 

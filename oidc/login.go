@@ -236,11 +236,13 @@ func (p *Provider) csrf(sessionID, reqID string) string {
 func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 	auth.SecurityHeaders(w.Header())
 	ctx := r.Context()
+	// Under Referrer-Policy: no-referrer, browsers send "Origin: null" with a same-origin form
+	// post; Sec-Fetch-Site still says where it came from, and the CSRF token decides.
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
 		return
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != p.public {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != p.public {
 		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
 		return
 	}

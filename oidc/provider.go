@@ -179,7 +179,10 @@ func (p *Provider) now() time.Time { return p.opts.Now() }
 func (p *Provider) Issuer() string { return p.issuer }
 
 // ServeHTTP serves every path under Prefix.
-func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
+// The client's address rides in the context for rate limits and audit rows.
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), addrKey{}, p.clientAddr(r))))
+}
 
 // Run sweeps expired authorizations and tokens until ctx ends. Start it in a goroutine.
 func (p *Provider) Run(ctx context.Context) {
@@ -315,10 +318,10 @@ func (p *Provider) clientAddr(r *http.Request) string {
 	return strings.Trim(host, "[]")
 }
 
-// limited rate-limits an endpoint per client address and records the address for audit rows.
+// limited rate-limits an endpoint per client address.
 func (p *Provider) limited(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := p.clientAddr(r)
+		addr, _ := r.Context().Value(addrKey{}).(string)
 		if !p.limits.allow(addr) {
 			w.Header().Set("Retry-After", "1")
 			w.Header().Set("Content-Type", "application/json")
@@ -326,7 +329,7 @@ func (p *Provider) limited(h http.Handler) http.Handler {
 			w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"too many requests"}`))
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), addrKey{}, addr)))
+		h.ServeHTTP(w, r)
 	})
 }
 
