@@ -186,4 +186,3 @@ func (w lineWriter) Write(p []byte) (int, error) {
 	w.b.WriteLine(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
-
