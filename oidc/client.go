@@ -47,12 +47,16 @@ type NewClient struct {
 	Groups         []string
 }
 
-// ValidateRedirectURI accepts an absolute URI without a fragment: https anywhere, http only for
-// loopback hosts, and custom schemes (mobile apps such as app.immich:///oauth-callback).
+// ValidateRedirectURI accepts an absolute URI without a fragment: https or http with a host (apps
+// on a home network often serve plain http), or an app's custom scheme (app.immich:///oauth-callback).
 func ValidateRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(raw, " \n\r\t") {
 		return fmt.Errorf("redirect URI %q: want an absolute URI without a fragment", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "javascript", "data", "vbscript", "file", "blob":
+		return fmt.Errorf("redirect URI %q: scheme %s cannot be a redirect target", raw, u.Scheme)
 	}
 	if u.Scheme == "http" || u.Scheme == "https" {
 		if u.Host == "" || u.User != nil {
@@ -113,12 +117,18 @@ func (c *client) PostLogoutRedirectURIs() []string {
 	return append(slices.Clone(c.c.PostLogoutURIs), c.c.RedirectURIs...)
 }
 
+// ApplicationType is native for public clients and for clients with an app's custom-scheme
+// redirect URI (app.immich:///oauth-callback): op allows custom schemes only for native clients,
+// and lets a native app's loopback redirect URI use any port (RFC 8252 section 7.3).
 func (c *client) ApplicationType() op.ApplicationType {
-	if c.c.Public {
-		// Native: loopback redirects may use any port (RFC 8252) and custom schemes are allowed.
+	if c.c.Public || slices.ContainsFunc(c.c.RedirectURIs, customScheme) {
 		return op.ApplicationTypeNative
 	}
 	return op.ApplicationTypeWeb
+}
+
+func customScheme(raw string) bool {
+	return !strings.HasPrefix(raw, "https://") && !strings.HasPrefix(raw, "http://")
 }
 
 func (c *client) AuthMethod() oidc.AuthMethod {
@@ -135,11 +145,16 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 func (c *client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
-func (c *client) LoginURL(id string) string            { return c.loginURL + "?id=" + url.QueryEscape(id) }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration       { return c.idLifetime }
-func (c *client) DevMode() bool                        { return false }
-func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) LoginURL(id string) string           { return c.loginURL + "?id=" + url.QueryEscape(id) }
+func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
+func (c *client) IDTokenLifetime() time.Duration      { return c.idLifetime }
+func (c *client) ClockSkew() time.Duration            { return 0 }
+
+// DevMode lifts op's scheme policy (no plain http for public clients, no custom schemes for web
+// clients): Latchkey checks redirect URIs when a client is added, and at authorization a URI must
+// match a registered one exactly, which op still enforces.
+func (c *client) DevMode() bool { return true }
+
 func (c *client) IsScopeAllowed(scope string) bool     { return scope == ScopeGroups }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true } // apps read claims from the ID token
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
