@@ -22,7 +22,7 @@ import (
 // fixture is a real Latchkey (store, auth, proxy) with the OpenID Provider in front, on a real
 // HTTP server, and go-oidc plus x/oauth2 as the relying party.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	env    *lktest.Env
 	prov   *oidc.Provider
 	issuer string
@@ -35,7 +35,7 @@ type fixtureOpts struct {
 	alg       string
 }
 
-func newFixture(t *testing.T, fo ...fixtureOpts) *fixture {
+func newFixture(t testing.TB, fo ...fixtureOpts) *fixture {
 	t.Helper()
 	var o fixtureOpts
 	if len(fo) > 0 {
