@@ -70,7 +70,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			p.fail(w, r, err)
 			return
 		}
-		if !covers(granted, a.Scopes) {
+		if !covers(granted, a.Scopes) || slices.Contains(a.Prompt, oidc.PromptConsent) {
 			if promptNone {
 				p.redirectError(w, r, a, &oidc.Error{ErrorType: "consent_required"})
 				return

@@ -398,11 +398,16 @@ func TestRevocation(t *testing.T) {
 	t.Run("introspection", func(t *testing.T) {
 		u := f.user("introspected")
 		tok, _ := f.signIn(c, u)
-		introspect := func() map[string]any {
+		other := f.addClient(oidc.NewClient{Name: "other", Trusted: true})
+		introspect := func(as ...*rpClient) map[string]any {
 			form := url.Values{"token": {tok.AccessToken}}
 			req, _ := http.NewRequest(http.MethodPost, f.issuer+"/oauth/introspect", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(c.id, c.secret)
+			who := c
+			if len(as) > 0 {
+				who = as[0]
+			}
+			req.SetBasicAuth(who.id, who.secret)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -414,6 +419,9 @@ func TestRevocation(t *testing.T) {
 		}
 		if got := introspect(); got["active"] != true || got["sub"] != u.u.ID || got["client_id"] != c.id {
 			t.Fatalf("introspection of a live token: %v", got)
+		}
+		if got := introspect(other); got["active"] == true {
+			t.Fatalf("another client introspected the token: %v", got)
 		}
 		f.env.Store.SetUserDisabled(f.ctx, u.u.ID, true)
 		if got := introspect(); got["active"] == true {
@@ -566,6 +574,23 @@ func TestConsentAndGroups(t *testing.T) {
 		}
 		if f.env.Count("audit", "event = 'oidc_consent'") != 1 {
 			t.Fatal("consent not audited")
+		}
+		// prompt=consent asks again.
+		s = f.browse(alice.b, c.authURL(newFlow(), oauth2.SetAuthURLParam("prompt", "consent")))
+		if s.resp.StatusCode != http.StatusOK || !bytes.Contains(s.resp.Body, []byte("Allow Immich?")) {
+			t.Fatalf("prompt=consent: %d %s", s.resp.StatusCode, s.location)
+		}
+	})
+	t.Run("a user taken out of the client's groups gets no new tokens", func(t *testing.T) {
+		erin := f.user("erin", "family")
+		trusted := f.addClient(oidc.NewClient{Name: "FamilyOnly", Trusted: true, Groups: []string{"family"}})
+		tok, _ := f.signIn(trusted, erin)
+		erin.u.Groups = []string{"guests"}
+		if err := f.env.Store.UpdateUser(f.ctx, erin.u); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := trusted.refresh(tok.RefreshToken); err == nil {
+			t.Fatal("refresh after leaving the client's groups")
 		}
 	})
 	t.Run("a wrong CSRF token is refused", func(t *testing.T) {

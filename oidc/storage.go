@@ -317,6 +317,9 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	if err := s.p.valid(ctx, t); err != nil {
 		return nil, err
 	}
+	if err := s.p.stillAllowed(ctx, t.ClientID, t.UserID); err != nil {
+		return nil, err
+	}
 	return &refreshRequest{tok: t, scopes: t.Scopes}, nil
 }
 
@@ -334,6 +337,23 @@ func (p *Provider) valid(ctx context.Context, t store.OIDCTokenState) error {
 		// Sign out, sign out everywhere, removing the passkey behind the session and disabling
 		// the user all revoke the session; the tokens it authorized end with it.
 		return errors.New("oidc: the session that authorized the token has ended")
+	}
+	return nil
+}
+
+// stillAllowed re-checks --groups: a user taken out of the client's groups after signing in
+// gets no new tokens.
+func (p *Provider) stillAllowed(ctx context.Context, clientID, userID string) error {
+	c, err := p.st.OIDCClient(ctx, clientID)
+	if err != nil {
+		return fmt.Errorf("oidc: client: %w", err)
+	}
+	u, err := p.st.UserByID(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("oidc: user: %w", err)
+	}
+	if !(&client{c: c}).allows(u.Groups) {
+		return errors.New("oidc: the user is no longer in the client's groups")
 	}
 	return nil
 }
@@ -459,7 +479,8 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 // {"active": false}.
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	t, err := s.p.st.OIDCToken(ctx, hash(tokenID))
-	if err != nil || t.Kind != store.OIDCAccess || t.UserID != subject || s.p.valid(ctx, t) != nil {
+	// A client learns about its own tokens only.
+	if err != nil || t.Kind != store.OIDCAccess || t.UserID != subject || t.ClientID != clientID || s.p.valid(ctx, t) != nil {
 		return errors.New("oidc: token not active")
 	}
 	info := new(oidc.UserInfo)
@@ -475,7 +496,6 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	resp.AuthTime = oidc.FromTime(t.AuthTime)
 	resp.TokenType = oidc.BearerToken
 	resp.Active = true
-	_ = clientID // any authenticated client may introspect; the answer names the token's client
 	return nil
 }
 
