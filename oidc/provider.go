@@ -206,6 +206,10 @@ func (p *Provider) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Prefix+"/login", p.login)
 	mux.HandleFunc("POST "+Prefix+"/consent", p.consent)
+	mux.HandleFunc("GET "+Prefix+"/admin", p.adminPage)
+	mux.HandleFunc("POST "+Prefix+"/admin/clients", p.adminAdd)
+	mux.HandleFunc("POST "+Prefix+"/admin/clients/remove", p.adminRemove)
+	mux.HandleFunc("POST "+Prefix+"/admin/clients/rotate-secret", p.adminRotate)
 	// op's own callback would hand out a code to whoever knows a request ID; Latchkey issues the
 	// code from the login step instead, to the browser whose session approved it.
 	mux.Handle(Prefix+"/authorize/callback", http.NotFoundHandler())
