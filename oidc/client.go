@@ -45,6 +45,9 @@ type NewClient struct {
 	Public         bool
 	Trusted        bool
 	Groups         []string
+	// BackchannelLogoutURI, when set, receives a logout token when a session that signed in
+	// to the client ends.
+	BackchannelLogoutURI string
 }
 
 // ValidateRedirectURI accepts an absolute URI without a fragment: https or http with a host (apps
@@ -80,9 +83,14 @@ func AddClient(ctx context.Context, st *store.Store, nc NewClient, now time.Time
 			return "", "", err
 		}
 	}
+	if u := nc.BackchannelLogoutURI; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Fragment != "" {
+			return "", "", fmt.Errorf("back-channel logout URI %q: want an http(s) URL without a fragment", u)
+		}
+	}
 	id = randomString(18)
 	c := store.OIDCClient{ID: id, Name: nc.Name, RedirectURIs: nc.RedirectURIs, PostLogoutURIs: nc.PostLogoutURIs,
-		Public: nc.Public, Trusted: nc.Trusted, Groups: nc.Groups, CreatedAt: now}
+		Public: nc.Public, Trusted: nc.Trusted, Groups: nc.Groups, BackchannelLogoutURI: nc.BackchannelLogoutURI, CreatedAt: now}
 	if !nc.Public {
 		secret = randomString(32)
 		c.SecretHash = hash(secret)

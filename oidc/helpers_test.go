@@ -33,6 +33,7 @@ type fixture struct {
 type fixtureOpts struct {
 	tokenRate float64
 	alg       string
+	run       bool // run the provider's background work (back-channel logout), polling fast
 }
 
 func newFixture(t testing.TB, fo ...fixtureOpts) *fixture {
@@ -47,11 +48,16 @@ func newFixture(t testing.TB, fo ...fixtureOpts) *fixture {
 	f := &fixture{t: t, ctx: context.Background()}
 	f.env = lktest.New(t, lktest.Config{DefaultPolicy: "passkey", Wrap: func(e *lktest.Env, next http.Handler) http.Handler {
 		p, err := oidc.New(oidc.Options{PublicURL: e.Public, Store: e.Store, Sessions: e.Auth, BlockKey: e.BlockKey,
-			Now: e.Clock.Now, TokenRate: o.tokenRate, SigningAlg: o.alg})
+			Now: e.Clock.Now, TokenRate: o.tokenRate, SigningAlg: o.alg, LogoutPoll: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.prov = p
+		if o.run {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			go p.Run(ctx)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, oidc.Prefix+"/") {
 				p.ServeHTTP(w, r)

@@ -156,6 +156,10 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a *authReque
 		return
 	}
 	a.UserID, a.SessionID = id.User.ID, id.SessionID
+	if err := p.st.RecordOIDCSession(ctx, id.SessionID, a.ClientID, id.User.ID); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	callback, err := op.BuildAuthResponseCallbackURL(op.ContextWithIssuer(ctx, p.issuer), a, p.op)
 	if err != nil {
 		p.fail(w, r, err)

@@ -46,7 +46,8 @@ func TestDiscovery(t *testing.T) {
 	if err := json.NewDecoder(r.Body).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["issuer"] != f.issuer || doc["authorization_response_iss_parameter_supported"] != true {
+	if doc["issuer"] != f.issuer || doc["authorization_response_iss_parameter_supported"] != true ||
+		doc["backchannel_logout_supported"] != true || doc["backchannel_logout_session_supported"] != true {
 		t.Fatalf("discovery: %v", doc)
 	}
 	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",

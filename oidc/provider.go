@@ -70,6 +70,8 @@ type Options struct {
 	// TokenRate limits the token, introspection and revocation endpoints per client address
 	// (requests a second; the burst is twice that). Negative disables the limit.
 	TokenRate float64
+	// LogoutPoll is how often ended sessions are looked for, for back-channel logout.
+	LogoutPoll time.Duration
 	// ClientAddr returns the client's address for rate limits and audit rows (nil: the TCP peer).
 	ClientAddr func(r *http.Request) string
 	Logger     *slog.Logger
@@ -86,8 +88,11 @@ type Provider struct {
 	issuer     string // public_url + Prefix
 	public     string // public_url's origin
 	consentKey []byte
+	sidKey     []byte
 	limits     *limiter
-	mux        *http.ServeMux
+	// logoutClient posts back-channel logout tokens; never through an environment proxy.
+	logoutClient *http.Client
+	mux          *http.ServeMux
 }
 
 var _ http.Handler = (*Provider)(nil)
@@ -123,6 +128,9 @@ func New(opts Options) (*Provider, error) {
 	if opts.TokenRate == 0 {
 		opts.TokenRate = DefaultTokenRate
 	}
+	if opts.LogoutPoll <= 0 {
+		opts.LogoutPoll = DefaultLogoutPoll
+	}
 	keys, err := newKeyring(opts.Store, opts.BlockKey, opts.SigningAlg, retainKeys(opts.IDTokenLifetime), opts.Now)
 	if err != nil {
 		return nil, err
@@ -132,7 +140,10 @@ func New(opts Options) (*Provider, error) {
 		issuer:     Issuer(opts.PublicURL),
 		public:     opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
 		consentKey: subKey(opts.BlockKey, "consent-csrf"),
+		sidKey:     subKey(opts.BlockKey, "sid"),
 		limits:     newLimiter(opts.TokenRate),
+		logoutClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	var cryptoKey [32]byte
 	copy(cryptoKey[:], subKey(opts.BlockKey, "token-crypto"))
@@ -143,7 +154,10 @@ func New(opts Options) (*Provider, error) {
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
 		SupportedScopes:          supportedScopes,
-		SupportedClaims:          append([]string{"groups"}, claimsSupported...),
+		SupportedClaims:          append([]string{"groups", "sid"}, claimsSupported...),
+		// Back-channel logout, with sid in ID tokens and logout tokens.
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
 	}
 	popts := []op.Option{
 		op.WithLogger(opts.Logger),
@@ -184,8 +198,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), addrKey{}, p.clientAddr(r))))
 }
 
-// Run sweeps expired authorizations and tokens until ctx ends. Start it in a goroutine.
+// Run sweeps expired authorizations and tokens and sends back-channel logouts until ctx ends.
+// Start it in a goroutine.
 func (p *Provider) Run(ctx context.Context) {
+	go p.logoutLoop(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

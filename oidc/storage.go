@@ -459,7 +459,17 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 }
 
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.p.fillClaims(ctx, info, req.GetSubject(), scopes)
+	if err := s.p.fillClaims(ctx, info, req.GetSubject(), scopes); err != nil {
+		return err
+	}
+	// sid (back-channel logout) names the Latchkey session behind the ID token.
+	switch r := req.(type) {
+	case *authRequest:
+		info.AppendClaims("sid", s.p.sid(r.SessionID))
+	case *refreshRequest:
+		info.AppendClaims("sid", s.p.sid(r.tok.SessionID))
+	}
+	return nil
 }
 
 // SetUserinfoFromToken serves the userinfo endpoint: the access token must still be valid, its

@@ -26,17 +26,20 @@ type OIDCClient struct {
 	Public         bool
 	Trusted        bool
 	Groups         []string // users must be in one of them; empty: everyone
-	CreatedAt      time.Time
+	// BackchannelLogoutURI receives a logout token when a session that signed in to the client
+	// ends (OpenID Connect Back-Channel Logout); empty for none.
+	BackchannelLogoutURI string
+	CreatedAt            time.Time
 }
 
-const oidcClientCols = "id, name, secret_hash, redirect_uris, post_logout_uris, public, trusted, allowed_groups, created_at"
+const oidcClientCols = "id, name, secret_hash, redirect_uris, post_logout_uris, public, trusted, allowed_groups, backchannel_logout_uri, created_at"
 
 func scanOIDCClient(sc interface{ Scan(...any) error }) (OIDCClient, error) {
 	var c OIDCClient
 	var redirects, logouts, groups string
 	var public, trusted int
 	var created int64
-	if err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &logouts, &public, &trusted, &groups, &created); err != nil {
+	if err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &logouts, &public, &trusted, &groups, &c.BackchannelLogoutURI, &created); err != nil {
 		return c, err
 	}
 	c.RedirectURIs, c.PostLogoutURIs, c.Groups = splitLines(redirects), splitLines(logouts), splitList(groups)
@@ -57,9 +60,9 @@ func splitLines(s string) []string {
 
 // CreateOIDCClient registers a client; a taken name or ID is ErrConflict.
 func (s *Store) CreateOIDCClient(ctx context.Context, c OIDCClient) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO oidc_clients ("+oidcClientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO oidc_clients ("+oidcClientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		c.ID, c.Name, nonNil(c.SecretHash), strings.Join(c.RedirectURIs, "\n"), strings.Join(c.PostLogoutURIs, "\n"),
-		b2i(c.Public), b2i(c.Trusted), joinList(c.Groups), ms(c.CreatedAt))
+		b2i(c.Public), b2i(c.Trusted), joinList(c.Groups), c.BackchannelLogoutURI, ms(c.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("store: client %q: %w", c.Name, ErrConflict)
 	}
@@ -456,13 +459,71 @@ func (s *Store) PutOIDCConsent(ctx context.Context, userID, clientID string, sco
 // stay until then, so that a code replayed late is still recognised.
 func (s *Store) SweepOIDC(ctx context.Context) error {
 	old := ms(s.now().Add(-24 * time.Hour))
-	for _, q := range []string{
-		"DELETE FROM oidc_auth_requests WHERE expires_at <= ?",
-		"DELETE FROM oidc_tokens WHERE expires_at <= ?",
+	// A sign-in older than the longest refresh token has nothing left to log out of.
+	ancient := ms(s.now().Add(-31 * 24 * time.Hour))
+	for _, q := range []struct {
+		query string
+		arg   int64
+	}{
+		{"DELETE FROM oidc_auth_requests WHERE expires_at <= ?", old},
+		{"DELETE FROM oidc_tokens WHERE expires_at <= ?", old},
+		{"DELETE FROM oidc_sessions WHERE created_at <= ? OR (notified_at > 0 AND notified_at <= ?)", ancient},
 	} {
-		if _, err := s.db.ExecContext(ctx, s.q(q), old); err != nil {
+		args := []any{q.arg}
+		if strings.Count(q.query, "?") == 2 {
+			args = append(args, old)
+		}
+		if _, err := s.db.ExecContext(ctx, s.q(q.query), args...); err != nil {
 			return fmt.Errorf("store: sweep oidc: %w", err)
 		}
 	}
 	return nil
+}
+
+// RecordOIDCSession notes that a Latchkey session signed in to a client (once per pair).
+func (s *Store) RecordOIDCSession(ctx context.Context, sessionID, clientID, userID string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO oidc_sessions (id, session_id, client_id, user_id, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), sessionID+" "+clientID, sessionID, clientID, userID, ms(s.now()))
+	if err != nil {
+		return fmt.Errorf("store: record oidc session: %w", err)
+	}
+	return nil
+}
+
+// OIDCSessionEnd is a client to tell that a session ended.
+type OIDCSessionEnd struct {
+	ID, SessionID, ClientID, UserID, LogoutURI string
+}
+
+// EndedOIDCSessions lists sessions that ended (revoked, or removed with their user) and signed in
+// to a client with a back-channel logout URI, not yet notified; at most limit.
+func (s *Store) EndedOIDCSessions(ctx context.Context, limit int) ([]OIDCSessionEnd, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT o.id, o.session_id, o.client_id, o.user_id, c.backchannel_logout_uri
+		FROM oidc_sessions o JOIN oidc_clients c ON c.id = o.client_id LEFT JOIN sessions se ON se.id = o.session_id
+		WHERE o.notified_at = 0 AND c.backchannel_logout_uri <> '' AND (se.id IS NULL OR se.revoked_at <> 0)
+		ORDER BY o.created_at LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: ended oidc sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []OIDCSessionEnd
+	for rows.Next() {
+		var e OIDCSessionEnd
+		if err := rows.Scan(&e.ID, &e.SessionID, &e.ClientID, &e.UserID, &e.LogoutURI); err != nil {
+			return nil, fmt.Errorf("store: ended oidc sessions: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ClaimOIDCSessionEnd marks an ended session notified and reports whether this caller did it: of
+// several replicas polling, one sends the logout token.
+func (s *Store) ClaimOIDCSessionEnd(ctx context.Context, id string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE oidc_sessions SET notified_at = ? WHERE id = ? AND notified_at = 0"), ms(s.now()), id)
+	if err != nil {
+		return false, fmt.Errorf("store: claim oidc session end: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }

@@ -32,6 +32,7 @@ var copyTables = []struct{ name, key string }{
 	{"oidc_auth_requests", "id"},
 	{"oidc_tokens", "hash"},
 	{"oidc_consents", "id"},
+	{"oidc_sessions", "id"},
 }
 
 // tableCount is what migrate reports for one table.

@@ -118,7 +118,7 @@ func newOIDCCommand() *cobra.Command {
 func newOIDCClientAdd() *cobra.Command {
 	var redirects, logouts []string
 	var public, trusted bool
-	var groups string
+	var groups, backchannel string
 	add := &cobra.Command{
 		Use:   "add NAME --redirect-uri URI [--redirect-uri URI...] [--public] [--trusted] [--groups a,b]",
 		Short: "Register an app; prints client_id: and, for a confidential client, client_secret: (shown once)",
@@ -127,7 +127,8 @@ func newOIDCClientAdd() *cobra.Command {
 			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
 				name := strings.TrimSpace(args[0])
 				id, secret, err := oidc.AddClient(ctx, st, oidc.NewClient{Name: name, RedirectURIs: redirects,
-					PostLogoutURIs: logouts, Public: public, Trusted: trusted, Groups: splitGroups(groups)}, time.Now())
+					PostLogoutURIs: logouts, Public: public, Trusted: trusted, Groups: splitGroups(groups),
+					BackchannelLogoutURI: backchannel}, time.Now())
 				if errors.Is(err, store.ErrConflict) {
 					return fmt.Errorf("a client named %q exists; remove it first or pick another name", name)
 				}
@@ -148,6 +149,7 @@ func newOIDCClientAdd() *cobra.Command {
 	}
 	add.Flags().StringArrayVar(&redirects, "redirect-uri", nil, "an exact redirect URI (repeat for several)")
 	add.Flags().StringArrayVar(&logouts, "post-logout-redirect-uri", nil, "where RP-initiated logout may return (besides the redirect URIs)")
+	add.Flags().StringVar(&backchannel, "backchannel-logout-uri", "", "where to post a logout token when a user's session ends (OpenID back-channel logout)")
 	add.Flags().BoolVar(&public, "public", false, "a public client (mobile or single-page app): no secret, PKCE S256 required")
 	add.Flags().BoolVar(&trusted, "trusted", false, "skip the consent page")
 	add.Flags().StringVar(&groups, "groups", "", "comma-separated groups whose members may use the app (default: everyone)")

@@ -10,6 +10,7 @@ CREATE TABLE oidc_clients (
     public           INTEGER NOT NULL DEFAULT 0,
     trusted          INTEGER NOT NULL DEFAULT 0, -- no consent page
     allowed_groups   TEXT NOT NULL DEFAULT '',  -- comma separated; empty: every user
+    backchannel_logout_uri TEXT NOT NULL DEFAULT '', -- OpenID back-channel logout; empty: none
     created_at       INTEGER NOT NULL
 );
 
@@ -67,3 +68,16 @@ CREATE TABLE oidc_consents (
     scopes     TEXT NOT NULL DEFAULT '',        -- space separated: what the user agreed to
     granted_at INTEGER NOT NULL
 );
+
+-- Which Latchkey session signed in to which client, for back-channel logout: once the session is
+-- revoked (or gone), every client that registered a logout URI is told, once (notified_at).
+-- user_id has no foreign key: a removed user's sessions end too, and their clients are told.
+CREATE TABLE oidc_sessions (
+    id          TEXT PRIMARY KEY,               -- session_id + ' ' + client_id
+    session_id  TEXT NOT NULL,
+    client_id   TEXT NOT NULL REFERENCES oidc_clients(id) ON DELETE CASCADE,
+    user_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    notified_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX oidc_sessions_pending ON oidc_sessions(notified_at);
