@@ -143,6 +143,42 @@ func testOIDC(e *env) {
 		}
 	})
 
+	t.Run("ended sessions for back-channel logout, claimed once", func(t *testing.T) {
+		bob := e.user("bob")
+		if err := st.CreateSession(ctx, session(e, bob.ID, "sb")); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateOIDCClient(ctx, store.OIDCClient{ID: "bc", Name: "bc", RedirectURIs: []string{"https://b/cb"},
+			BackchannelLogoutURI: "https://b/logout", CreatedAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := st.RecordOIDCSession(ctx, "sb", "bc", bob.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.RecordOIDCSession(ctx, "sb", "cid", bob.ID) // a client without a logout URI
+		if ended, err := st.EndedOIDCSessions(ctx, 10); err != nil || len(ended) != 0 {
+			t.Fatalf("a live session listed as ended: %v %v", ended, err)
+		}
+		if _, err := st.RevokeSessions(ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		ended, err := st.EndedOIDCSessions(ctx, 10)
+		if err != nil || len(ended) != 1 || ended[0].LogoutURI != "https://b/logout" || ended[0].UserID != bob.ID {
+			t.Fatalf("ended sessions: %+v %v", ended, err)
+		}
+		if won, err := st.ClaimOIDCSessionEnd(ctx, ended[0].ID); !won || err != nil {
+			t.Fatalf("first claim: %v %v", won, err)
+		}
+		if won, _ := st.ClaimOIDCSessionEnd(ctx, ended[0].ID); won {
+			t.Fatal("claimed twice")
+		}
+		if ended, _ := st.EndedOIDCSessions(ctx, 10); len(ended) != 0 {
+			t.Fatalf("notified session listed again: %+v", ended)
+		}
+	})
+
 	t.Run("consent, keys, sweep, client removal", func(t *testing.T) {
 		if _, err := st.OIDCConsent(ctx, alice.ID, "cid"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatal(err)
