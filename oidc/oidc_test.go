@@ -116,9 +116,23 @@ func TestCodeFlowWithPKCE(t *testing.T) {
 		t.Fatalf("userinfo %+v", ui)
 	}
 
+	t.Run("a synced passkey says swk", func(t *testing.T) {
+		u, token := f.env.AddUser("synced")
+		pk := lktest.NewPasskey()
+		pk.Flags |= lktest.FlagBE | lktest.FlagBS
+		b := f.env.Client()
+		b.Enrol(pk, token)
+		_, idt := f.signIn(c, &user{u: u, pk: pk, b: b})
+		var cl claims
+		idt.Claims(&cl)
+		if !slices.Equal(cl.AMR, []string{"swk", "user", "mfa"}) {
+			t.Fatalf("amr %v", cl.AMR)
+		}
+	})
+
 	t.Run("the session is shared with forward auth", func(t *testing.T) {
 		// One passkey sign-in served both: no second login was needed for the app.
-		if n := f.env.Count("sessions", ""); n != 1 {
+		if n := f.env.Count("sessions", "user_id = ?", alice.u.ID); n != 1 {
 			t.Fatalf("%d sessions, want the one from the enrolment", n)
 		}
 	})
@@ -159,7 +173,7 @@ func TestCodeFlowWithPKCE(t *testing.T) {
 	})
 
 	t.Run("audited", func(t *testing.T) {
-		if f.env.Count("audit", "event = 'oidc_authorized'") != 1 || f.env.Count("audit", "event = 'oidc_grant'") != 1 {
+		if f.env.Count("audit", "event = 'oidc_authorized' AND user_id = ?", alice.u.ID) != 1 || f.env.Count("audit", "event = 'oidc_grant' AND user_id = ?", alice.u.ID) != 1 {
 			t.Fatal("authorization and grant not audited")
 		}
 	})
