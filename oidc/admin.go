@@ -125,7 +125,8 @@ func (p *Provider) adminAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(f.Get("name"))
 	cid, secret, err := AddClient(r.Context(), p.st, NewClient{Name: name, RedirectURIs: redirects,
-		Public: f.Get("public") == "1", Trusted: f.Get("trusted") == "1", Groups: groups}, p.now())
+		Public: f.Get("public") == "1", Trusted: f.Get("trusted") == "1", Groups: groups,
+		BackchannelLogoutURI: strings.TrimSpace(f.Get("backchannel_logout_uri"))}, p.now())
 	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, store.ErrConflict) {

@@ -56,7 +56,8 @@ func TestAdminApps(t *testing.T) {
 		t.Fatalf("admin page: %d", r.StatusCode)
 	}
 	csrf := string(adminCSRF.FindSubmatch(r.Body)[1])
-	add := url.Values{"csrf": {csrf}, "name": {"grafana"}, "redirect_uris": {"https://grafana.example.com/login/generic_oauth\r\nhttps://g2.example.com/cb\r\n"}, "groups": {"ops, admins"}}
+	add := url.Values{"csrf": {csrf}, "name": {"grafana"}, "redirect_uris": {"https://grafana.example.com/login/generic_oauth\r\nhttps://g2.example.com/cb\r\n"}, "groups": {"ops, admins"},
+		"backchannel_logout_uri": {"https://grafana.example.com/logout"}}
 
 	if r := postForm(f, root.b, page+"/clients", add, "cross-site"); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site add: %d", r.StatusCode)
@@ -85,7 +86,7 @@ func TestAdminApps(t *testing.T) {
 		t.Fatalf("the shown secret at the token endpoint: %d", s)
 	}
 	c, err := f.env.Store.OIDCClientByName(f.ctx, "grafana")
-	if err != nil || len(c.RedirectURIs) != 2 || strings.Join(c.Groups, ",") != "ops,admins" {
+	if err != nil || len(c.RedirectURIs) != 2 || strings.Join(c.Groups, ",") != "ops,admins" || c.BackchannelLogoutURI != "https://grafana.example.com/logout" {
 		t.Fatalf("stored client: %+v %v", c, err)
 	}
 	if r := root.b.Get(page); strings.Contains(string(r.Body), string(sec[1])) {
