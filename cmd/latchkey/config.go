@@ -56,6 +56,7 @@ type Config struct {
 	Metrics       MetricsConfig       `mapstructure:"metrics"`
 	Log           LogConfig           `mapstructure:"log"`
 	Admin         AdminConfig         `mapstructure:"admin"`
+	OIDC          OIDCConfig          `mapstructure:"oidc"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -174,6 +175,7 @@ func Default() Config {
 		Metrics:       MetricsConfig{Listen: "127.0.0.1:9191"},
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Admin:         AdminConfig{Group: "admins"},
+		OIDC:          defaultOIDC(),
 	}
 }
 
@@ -446,6 +448,7 @@ func (c *Config) Validate() error {
 	if c.Admin.Group == "" {
 		bad("admin.group", "must be set")
 	}
+	c.OIDC.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -27,6 +27,12 @@ var copyTables = []struct{ name, key string }{
 	{"sessions", "id"},
 	{"api_tokens", "id"},
 	{"audit", "id"},
+	{"oidc_clients", "id"},
+	{"oidc_keys", "id"},
+	{"oidc_auth_requests", "id"},
+	{"oidc_tokens", "hash"},
+	{"oidc_consents", "id"},
+	{"oidc_sessions", "id"},
 }
 
 // tableCount is what migrate reports for one table.

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkeyhq/latchkey/auth"
+	"github.com/latchkeyhq/latchkey/oidc"
 	"github.com/latchkeyhq/latchkey/proxy"
 	"github.com/latchkeyhq/latchkey/store"
 )
@@ -131,6 +132,7 @@ type app struct {
 	log     *slog.Logger
 	store   *store.Store
 	auth    *auth.Service
+	oidc    *oidc.Provider
 	handler http.Handler
 	metrics *metrics
 	public  *url.URL
@@ -201,8 +203,12 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	if err != nil {
 		return fail(err)
 	}
+	prov, err := newProvider(cfg, st, svc, blockKey, trusted, log)
+	if err != nil {
+		return fail(err)
+	}
 	m.watchSessions(svc)
-	return &app{cfg: cfg, log: log, store: st, auth: svc, handler: h, metrics: m, public: public}, nil
+	return &app{cfg: cfg, log: log, store: st, auth: svc, oidc: prov, handler: withOIDC(h, prov), metrics: m, public: public}, nil
 }
 
 // bootstrap prints an enrolment link for "admin" while nobody has a passkey, so that a first run
@@ -303,6 +309,7 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.auth.Run(ctx)
+	go a.oidc.Run(ctx)
 
 	srv := &http.Server{
 		Handler:           requestLog(a.log, a.handler),
