@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -298,14 +297,3 @@ func insertSeq(t *testing.T, seq *yaml.Node, i int, value any) {
 	}
 	seq.Content = append(seq.Content[:i], append([]*yaml.Node{&v}, seq.Content[i:]...)...)
 }
-
-// sortedKeys is for stable failure messages.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-

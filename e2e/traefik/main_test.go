@@ -2,6 +2,7 @@ package traefiktest
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -375,9 +376,10 @@ func (c *client) get(t *testing.T, host, uri string, hdr http.Header) *lktest.Re
 	return &lktest.Response{Response: resp, Body: b}
 }
 
-// dialer connects every address to the Traefik, for clients (WebSocket) that take a URL.
-func (p *traefikProc) dialer() func(network, addr string) (net.Conn, error) {
-	return func(network, _ string) (net.Conn, error) {
-		return net.Dial(network, "127.0.0.1:"+strconv.Itoa(p.Port))
-	}
+// wsClient is an HTTP client for WebSocket dials to any host through the Traefik: it connects
+// every address to the entry point, so that a URL can carry the host Traefik routes on.
+func (p *traefikProc) wsClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(p.Port))
+	}}}
 }

@@ -163,10 +163,9 @@ func TestForwardAuthRequest(t *testing.T) {
 	t.Run("WebSocket upgrade with trustForwardHeader true", func(t *testing.T) {
 		hdr := spoofed.Clone()
 		hdr.Set("Cookie", "latchkey_session="+recordedSession)
-		hc := &http.Client{Transport: &http.Transport{Dial: trusting.dialer()}}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		c, _, err := websocket.Dial(ctx, "ws://"+trusting.host("whoami.example.com")+"/ws", &websocket.DialOptions{HTTPClient: hc, HTTPHeader: hdr})
+		c, _, err := websocket.Dial(ctx, "ws://"+trusting.host("whoami.example.com")+"/ws", &websocket.DialOptions{HTTPClient: trusting.wsClient(), HTTPHeader: hdr})
 		if err != nil {
 			t.Fatalf("upgrade: %v\n%s", err, trusting.Logs())
 		}

@@ -3,7 +3,6 @@ package traefiktest
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -362,16 +361,13 @@ func contract(t *testing.T, w *world, p *traefikProc) {
 
 	t.Run("WebSocket upgrade through the middleware", func(t *testing.T) {
 		dial := func(cookie string) (*websocket.Conn, *http.Response, error) {
-			hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(p.Port))
-			}}}
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			hdr := http.Header{}
 			if cookie != "" {
 				hdr.Set("Cookie", cookie)
 			}
-			return websocket.Dial(ctx, "ws://"+whoami+"/ws?room=1", &websocket.DialOptions{HTTPClient: hc, HTTPHeader: hdr})
+			return websocket.Dial(ctx, "ws://"+whoami+"/ws?room=1", &websocket.DialOptions{HTTPClient: p.wsClient(), HTTPHeader: hdr})
 		}
 		w.whoami.reset()
 		c, resp, err := dial(w.alice)
@@ -412,4 +408,3 @@ func contract(t *testing.T, w *world, p *traefikProc) {
 		}
 	})
 }
-
