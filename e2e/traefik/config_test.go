@@ -27,6 +27,9 @@ type traefikConfig struct {
 	TrustForwardHeader *bool
 	// TrustedIPs, when set, is the websecure entry point's forwardedHeaders.trustedIPs.
 	TrustedIPs []string
+	// NoAuthRequestHeaders removes the middleware's authRequestHeaders (Traefik then copies every
+	// client header to Latchkey).
+	NoAuthRequestHeaders bool
 	// A route that answers 200 once the dynamic configuration is loaded (default: the portal's
 	// health check).
 	ReadyHost, ReadyPath string
@@ -94,6 +97,9 @@ func writeTraefikConfig(t *testing.T, dir string, cfg traefikConfig) string {
 			mustSet(t, fa, addr, "address")
 			if cfg.TrustForwardHeader != nil {
 				mustSet(t, fa, *cfg.TrustForwardHeader, "trustForwardHeader")
+			}
+			if cfg.NoAuthRequestHeaders {
+				del(fa, "authRequestHeaders")
 			}
 		}
 		for _, kv := range entries(lookup(d, "http", "services")) {

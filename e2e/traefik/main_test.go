@@ -190,6 +190,15 @@ func waitFor(t *testing.T, what string, exited chan struct{}, logs func() string
 	}
 }
 
+// lastLines is the end of a log (Traefik's debug log starts with pages of configuration).
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // latchkeyProc is a running `latchkey serve`.
 type latchkeyProc struct {
 	Addr   string // 127.0.0.1:port, what Traefik's middleware calls
@@ -315,14 +324,14 @@ func startTraefik(t *testing.T, cfg traefikConfig) *traefikProc {
 	exited := child(t, cmd, p.out)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("traefik output (%s):\n%s", cfg.Name, p.out.String())
+			t.Logf("traefik output (%s), last lines:\n%s", cfg.Name, lastLines(p.out.String(), 40))
 		}
 	})
 	// Up when the portal router answers through it: the entry point listens before the file
 	// provider's routers exist, and answers 404 until then.
 	hc := &http.Client{Timeout: 5 * time.Second}
 	last := "no answer"
-	logs := func() string { return "last answer: " + last + "\n" + p.Logs() }
+	logs := func() string { return "last answer: " + last + "\n" + lastLines(p.Logs(), 40) }
 	waitFor(t, "traefik "+cfg.Name+" routing", exited, logs, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, p.URL+cfg.ReadyPath, nil)
 		req.Host = cfg.ReadyHost + ":" + strconv.Itoa(cfg.Port)

@@ -98,10 +98,12 @@ func (w *world) signIn(t *testing.T, token string) string {
 // (trustForwardHeader: false) and once with trustForwardHeader: true.
 func TestTraefik(t *testing.T) {
 	needSuite(t)
-	ports := map[bool]int{false: lktest.FreePort(t), true: lktest.FreePort(t)}
+	// One Traefik as shipped, one with trustForwardHeader: true, one without authRequestHeaders;
+	// their ports are known before Latchkey starts, for its rules and public_url.
+	ports := map[any]int{false: lktest.FreePort(t), true: lktest.FreePort(t), "open": lktest.FreePort(t)}
 	public, _ := url.Parse("http://auth.example.com:" + strconv.Itoa(ports[false]))
 	w := &world{whoami: newApp(t), nas: newApp(t)}
-	w.lk = startLatchkey(t, public, ports[false], ports[true])
+	w.lk = startLatchkey(t, public, ports[false], ports[true], ports["open"])
 
 	proxies := map[bool]*traefikProc{}
 	for _, trust := range []bool{false, true} {
@@ -135,6 +137,24 @@ func TestTraefik(t *testing.T) {
 	for _, trust := range []bool{false, true} {
 		t.Run("trustForwardHeader="+strconv.FormatBool(trust), func(t *testing.T) { contract(t, w, proxies[trust]) })
 	}
+
+	t.Run("without authRequestHeaders a client's X-Original-URL gets a 400 naming it", func(t *testing.T) {
+		// Why the shipped middleware lists authRequestHeaders (deploy/traefik/README.md): without
+		// them Traefik copies every client header to Latchkey, which refuses two descriptions of
+		// one request, and must say which header was wrong.
+		p := startTraefik(t, traefikConfig{Name: "no authRequestHeaders", Port: ports["open"], Latchkey: w.lk.Addr,
+			Apps: w.apps(), NoAuthRequestHeaders: true})
+		if r, seen := p.get(t, w.whoami, "whoami.example.com", w.alice, "/dash", nil); r.StatusCode != http.StatusOK || len(seen) != 1 {
+			t.Fatalf("without X-Original-URL: %d, the application saw %d requests", r.StatusCode, len(seen))
+		}
+		r, seen := p.get(t, w.whoami, "whoami.example.com", w.alice, "/dash", http.Header{"X-Original-Url": {"http://whoami.example.com/public/x"}})
+		if r.StatusCode != http.StatusBadRequest || len(seen) != 0 {
+			t.Fatalf("status %d, the application saw %d requests", r.StatusCode, len(seen))
+		}
+		if !strings.Contains(strings.ToLower(string(r.Body)), "x-original-url") {
+			t.Errorf("the 400 does not name X-Original-URL: %q", r.Body)
+		}
+	})
 }
 
 // aliasNames are spellings a client may use for the identity headers: Go (and so Traefik) reads
@@ -194,26 +214,28 @@ func identityHeaders(t *testing.T, what string, h http.Header, want map[string]s
 	}
 }
 
+// get sends a browser navigation to an application through Traefik and returns what that
+// application saw.
+func (p *traefikProc) get(t *testing.T, a *app, host, cookie, uri string, hdr http.Header) (*lktest.Response, []lktest.EchoRequest) {
+	t.Helper()
+	a.reset()
+	h := http.Header{}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	r := p.client().get(t, host, uri, h)
+	return r, a.requests()
+}
+
 // contract is the proxy contract through one Traefik.
 func contract(t *testing.T, w *world, p *traefikProc) {
 	whoami := p.host("whoami.example.com")
 	aliceID := map[string]string{"Remote-User": "alice", "Remote-Email": "alice@example.com", "Remote-Name": "Alice", "Remote-Groups": "staff"}
 
-	// get sends a browser navigation to an application through Traefik and returns what that
-	// application saw.
-	get := func(t *testing.T, a *app, host, cookie, uri string, hdr http.Header) (*lktest.Response, []lktest.EchoRequest) {
-		t.Helper()
-		a.reset()
-		h := http.Header{}
-		if cookie != "" {
-			h.Set("Cookie", cookie)
-		}
-		for k, v := range hdr {
-			h[k] = v
-		}
-		r := p.client().get(t, host, uri, h)
-		return r, a.requests()
-	}
+	get := p.get
 	json := http.Header{"Accept": {"application/json"}}
 	bearer := func(v string) http.Header { return http.Header{"Accept": {"application/json"}, "Authorization": {v}} }
 
@@ -376,7 +398,11 @@ func contract(t *testing.T, w *world, p *traefikProc) {
 			if resp != nil {
 				status = resp.StatusCode
 			}
-			t.Fatalf("upgrade with a session: %v (status %d)\n%s", err, status, p.Logs())
+			hint := ""
+			if status == http.StatusBadRequest {
+				hint = " (Latchkey refuses X-Forwarded-Proto ws/wss: it must read them as http/https)"
+			}
+			t.Fatalf("upgrade with a session: %v (status %d)%s", err, status, hint)
 		}
 		defer c.CloseNow()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
