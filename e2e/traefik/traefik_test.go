@@ -107,7 +107,6 @@ func TestTraefik(t *testing.T) {
 
 	proxies := map[bool]*traefikProc{}
 	for _, trust := range []bool{false, true} {
-		trust := trust
 		proxies[trust] = startTraefik(t, traefikConfig{Name: "trustForwardHeader=" + strconv.FormatBool(trust),
 			Port: ports[trust], Latchkey: w.lk.Addr, Apps: w.apps(), TrustForwardHeader: &trust})
 	}
@@ -236,7 +235,7 @@ func contract(t *testing.T, w *world, p *traefikProc) {
 	aliceID := map[string]string{"Remote-User": "alice", "Remote-Email": "alice@example.com", "Remote-Name": "Alice", "Remote-Groups": "staff"}
 
 	get := p.get
-	json := http.Header{"Accept": {"application/json"}}
+	jsonClient := http.Header{"Accept": {"application/json"}}
 	bearer := func(v string) http.Header { return http.Header{"Accept": {"application/json"}, "Authorization": {v}} }
 
 	t.Run("no session: login redirect with rd keeping path and query", func(t *testing.T) {
@@ -271,7 +270,7 @@ func contract(t *testing.T, w *world, p *traefikProc) {
 	})
 
 	t.Run("no session: JSON client gets 401", func(t *testing.T) {
-		for _, hdr := range []http.Header{json, bearer("Bearer lk_notatoken"), bearer("Basic YWxpY2U6c2VjcmV0")} {
+		for _, hdr := range []http.Header{jsonClient, bearer("Bearer lk_notatoken"), bearer("Basic YWxpY2U6c2VjcmV0")} {
 			r, seen := get(t, w.whoami, "whoami.example.com", "", "/api/data", hdr)
 			if r.StatusCode != http.StatusUnauthorized || len(seen) != 0 {
 				t.Errorf("%v: status %d, the application saw %d requests", hdr, r.StatusCode, len(seen))
