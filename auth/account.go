@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -90,8 +91,19 @@ func (s *Service) renamePasskey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// ownTarget is the signed-in user as a store row, for the account operations.
+func (s *Service) ownTarget(r *http.Request, id Identity) (store.User, error) {
+	u, err := s.store.UserByID(r.Context(), id.User.ID)
+	if err != nil {
+		return u, fail(http.StatusUnauthorized, "sign in first", err)
+	}
+	return u, nil
+}
+
+// removePasskey needs a fresh passkey verification: a stolen cookie must not be able to take
+// away the owner's passkeys (issue 16).
 func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.accountOwner(r)
+	id, err := s.freshOwner(r)
 	if err != nil {
 		return err
 	}
@@ -106,19 +118,21 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	switch err := s.store.RemoveOwnCredential(ctx, id.User.ID, credID); {
+	u, err := s.ownTarget(r, id)
+	if err != nil {
+		return err
+	}
+	switch err := s.accounts.RemovePasskey(ctx, s.actor(r, id), u, credID); {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(http.StatusNotFound, "unknown passkey", err)
 	case errors.Is(err, store.ErrLastPasskey):
 		s.audit(ctx, r, id.User.ID, "passkey_remove_refused", "last passkey, no unused recovery code")
-		return fail(http.StatusConflict, "This is your only passkey and you have no unused recovery codes, so removing it "+
-			"would lock you out. Add another passkey or make new recovery codes first.", err)
+		return accountError(err)
 	case err != nil:
-		return err
+		return accountError(err)
 	}
 	// Removing a passkey ends the sessions it made, at once, in this process too.
 	s.Refresh(ctx)
-	s.audit(ctx, r, id.User.ID, "passkey_removed", "credential "+credRef(credID))
 	out := map[string]any{"removed": body.ID}
 	if _, still := s.Authenticate(r); !still {
 		// This browser signed in with the passkey just removed: its session is over as well.
@@ -129,8 +143,9 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// regenerateCodes needs a fresh passkey verification: new codes are a new way into the account.
 func (s *Service) regenerateCodes(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.accountOwner(r)
+	id, err := s.freshOwner(r)
 	if err != nil {
 		return err
 	}
@@ -153,6 +168,33 @@ func (s *Service) regenerateCodes(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
+// setEmail changes the account's e-mail address, where recovery links go; it needs a fresh
+// passkey verification, or a stolen cookie could point recovery at the thief's mailbox.
+func (s *Service) setEmail(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.freshOwner(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Email string `json:"email"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	u, err := s.ownTarget(r, id)
+	if err != nil {
+		return err
+	}
+	email, err := s.accounts.SetEmail(r.Context(), s.actor(r, id), u, body.Email)
+	if err != nil {
+		return accountError(err)
+	}
+	// Remote-Email comes from the in-memory view.
+	s.Refresh(r.Context())
+	writeJSON(w, http.StatusOK, map[string]string{"email": email})
+	return nil
+}
+
 func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.accountOwner(r)
 	if err != nil {
@@ -168,20 +210,19 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusNotFound, "unknown session", nil)
 	}
 	ctx := r.Context()
+	u, err := s.ownTarget(r, id)
+	if err != nil {
+		return err
+	}
+	current := body.ID == id.SessionID
 	// Scoped to the signed-in user: another user's session ID is "unknown", never revoked.
-	if err := s.store.RevokeSession(ctx, id.User.ID, body.ID); err != nil {
+	if err := s.accounts.RevokeSession(ctx, s.actor(r, id), u, body.ID, current); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fail(http.StatusNotFound, "unknown session", err)
 		}
 		return err
 	}
 	s.Refresh(ctx)
-	current := body.ID == id.SessionID
-	detail := "another session"
-	if current {
-		detail = "this session"
-	}
-	s.audit(ctx, r, id.User.ID, "session_revoked", detail)
 	out := map[string]string{}
 	if current {
 		s.clearSessionCookie(w)
@@ -191,26 +232,37 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// revokeAllSessions is "sign out everywhere": every session of the user ends and, with
+// {"tokens": true}, every API token is revoked too. The page's checkbox for it is checked by
+// default; the API, like the CLI's --tokens and the console's, revokes tokens only when asked.
+// Ending access needs no step-up: it only takes ways in away.
 func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.accountOwner(r)
 	if err != nil {
 		return err
 	}
+	var body struct {
+		Tokens bool `json:"tokens"`
+	}
 	if r.ContentLength != 0 {
-		var body struct{}
 		if err := decodeJSON(r, &body); err != nil {
 			return err
 		}
 	}
+	tokens := body.Tokens
 	ctx := r.Context()
-	n, err := s.store.RevokeSessions(ctx, id.User.ID)
+	u, err := s.ownTarget(r, id)
+	if err != nil {
+		return err
+	}
+	rv, err := s.accounts.RevokeSessions(ctx, s.actor(r, id), u, tokens)
 	if err != nil {
 		return err
 	}
 	s.Refresh(ctx)
-	s.audit(ctx, r, id.User.ID, "sessions_revoked", fmt.Sprintf("%d sessions (sign out everywhere)", n))
 	s.clearSessionCookie(w)
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": n, "redirect": s.loginURL()})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": rv.Sessions, "tokens_revoked": rv.Tokens,
+		"message": account.Summary(rv, tokens) + ".", "redirect": s.loginURL()})
 	return nil
 }
 

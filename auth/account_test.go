@@ -118,6 +118,7 @@ func TestAccountAPINeedsFullSession(t *testing.T) {
 		{"/.latchkey/api/passkeys/rename", map[string]string{"id": credID(alice.pk), "name": "x"}},
 		{"/.latchkey/api/passkeys/remove", map[string]string{"id": credID(alice.pk)}},
 		{"/.latchkey/api/recovery-codes", map[string]string{}},
+		{"/.latchkey/api/account/email", map[string]string{"email": "thief@example.net"}},
 		{"/.latchkey/api/sessions/revoke", map[string]string{"id": sid}},
 		{"/.latchkey/api/sessions/revoke-all", map[string]string{}},
 	}

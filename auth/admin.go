@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -20,10 +20,9 @@ import (
 // enable, remove, re-invite), each user's passkeys and sessions, and the audit log. Only members
 // of Options.AdminGroup get in, and only with a passkey verification younger than AdminStepUp:
 // an admin's stolen cookie alone cannot add users. Pages are server-rendered; actions are
-// same-origin JSON posts made by admin.js, behind the same CSRF guard as every other API.
-
-// AdminStepUp is how recent an admin's last passkey verification must be.
-const AdminStepUp = 5 * time.Minute
+// same-origin JSON posts made by admin.js, behind the same CSRF guard as every other API. The
+// operations themselves, with their validation and audit rows, are package account's, which the
+// CLI runs too (issue 16): the handlers here only authorise, map errors and refresh the view.
 
 const auditPageSize = 50
 
@@ -41,8 +40,6 @@ func (s *Service) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /.latchkey/api/admin/users/{id}/sessions/revoke", s.api(s.adminRevokeSessions))
 }
 
-var errStepUp = errors.New("admin verification too old")
-
 // admin checks that the request comes from an admin with a fresh passkey verification. Errors are
 // client-safe: 401 (no session, or step-up needed: errStepUp is the cause) or 403 (not an admin).
 func (s *Service) admin(r *http.Request) (Identity, error) {
@@ -53,10 +50,7 @@ func (s *Service) admin(r *http.Request) (Identity, error) {
 	if id.Restricted() || !inGroup(id.User.Groups, s.opts.AdminGroup) {
 		return id, fail(http.StatusForbidden, "This area is for administrators.", fmt.Errorf("user %s is not in group %q", id.User.Name, s.opts.AdminGroup))
 	}
-	if id.VerifiedAt.IsZero() || s.now().Sub(id.VerifiedAt) > AdminStepUp {
-		return id, fail(http.StatusUnauthorized, "confirm it's you with your passkey first", errStepUp)
-	}
-	return id, nil
+	return id, s.fresh(id)
 }
 
 // adminPage runs the admin check for a page: signed-out browsers go to the login page, admins
@@ -216,11 +210,7 @@ func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
 
 // enrolmentAnswer is the one-time link and its QR code (a PNG data: URL, which the CSP allows as
 // an image), shown once to the admin.
-func (s *Service) enrolmentAnswer(r *http.Request, userID string) (map[string]string, error) {
-	link, err := NewEnrolmentLink(r.Context(), s.store, s.opts.PublicURL, userID, s.now())
-	if err != nil {
-		return nil, err
-	}
+func enrolmentAnswer(userID, link string) (map[string]string, error) {
 	png, err := qrcode.Encode(link, qrcode.Medium, 256)
 	if err != nil {
 		return nil, fmt.Errorf("auth: enrolment QR code: %w", err)
@@ -229,17 +219,33 @@ func (s *Service) enrolmentAnswer(r *http.Request, userID string) (map[string]st
 		"expires_in": fmt.Sprintf("%d days", int(EnrolTTL/(24*time.Hour)))}, nil
 }
 
-// validUserName accepts what the CLI accepts: letters, digits and . _ @ -, 1 to 64 characters.
-func validUserName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
+// actor is who makes a change over HTTP, for the account operations' audit rows.
+func (s *Service) actor(r *http.Request, id Identity) account.Actor {
+	return account.Actor{Name: id.User.Name, UserID: id.User.ID, IP: s.clientAddr(r)}
+}
+
+// accountError maps the account operations' refusals to client-safe answers; anything else is
+// a technical failure (500, cause logged).
+func accountError(err error) error {
+	var ie *account.InvalidError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		return fail(http.StatusBadRequest, ie.Error(), err)
+	case errors.Is(err, account.ErrUserExists):
+		return fail(http.StatusConflict, "a user with this name exists", err)
+	case errors.Is(err, account.ErrDisabled):
+		return fail(http.StatusBadRequest, "enable the user first", err)
+	case errors.Is(err, account.ErrSelf):
+		return fail(http.StatusBadRequest, "you cannot do this to your own account here; use your account page", err)
+	case errors.Is(err, store.ErrLastPasskey):
+		return fail(http.StatusConflict, "This is your only passkey and you have no unused recovery codes, so removing it "+
+			"would lock you out. Add another passkey or make new recovery codes first.", err)
+	case errors.Is(err, store.ErrNotFound):
+		return fail(http.StatusNotFound, "not found", err)
 	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
-			return false
-		}
-	}
-	return true
+	return err
 }
 
 func (s *Service) adminAddUser(w http.ResponseWriter, r *http.Request) error {
@@ -256,123 +262,89 @@ func (s *Service) adminAddUser(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	if !validUserName(body.Name) {
-		return fail(http.StatusBadRequest, "user name: 1 to 64 letters, digits and . _ @ -", nil)
+	u, link, err := s.accounts.AddUser(r.Context(), s.actor(r, admin), account.NewUser{Name: body.Name,
+		DisplayName: body.DisplayName, Email: body.Email, Groups: body.Groups})
+	if err != nil {
+		return accountError(err)
 	}
-	if len(body.DisplayName) > 200 || len(body.Email) > 254 || strings.ContainsAny(body.DisplayName+body.Email, "\r\n") ||
-		(body.Email != "" && !strings.Contains(body.Email, "@")) {
-		return fail(http.StatusBadRequest, "display name or e-mail not acceptable", nil)
-	}
-	var groups []string
-	for _, g := range body.Groups {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		if len(g) > 64 || strings.ContainsAny(g, ", \t\r\n") {
-			return fail(http.StatusBadRequest, fmt.Sprintf("group %q: no spaces or commas, at most 64 characters", g), nil)
-		}
-		if !contains(groups, g) {
-			groups = append(groups, g)
-		}
-	}
-	u := store.User{ID: uuid.NewString(), Name: body.Name, DisplayName: strings.TrimSpace(body.DisplayName),
-		Email: strings.TrimSpace(body.Email), Groups: groups}
-	if err := s.store.CreateUser(r.Context(), u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fail(http.StatusConflict, "a user with this name exists", err)
-		}
-		return err
-	}
-	ans, err := s.enrolmentAnswer(r, u.ID)
+	ans, err := enrolmentAnswer(u.ID, link)
 	if err != nil {
 		return err
 	}
 	s.Refresh(r.Context())
-	s.audit(r.Context(), r, u.ID, "admin_user_added", fmt.Sprintf("user %s (groups %s) by %s", u.Name, strings.Join(groups, ","), admin.User.Name))
 	writeJSON(w, http.StatusCreated, ans)
 	return nil
 }
 
-// target loads the user named by the path, refusing an admin's actions on their own account
-// where they could lock themselves out.
 // adminTarget checks that the request comes from an admin with a fresh verification and finds
-// the user named by the {id} path value; notSelf refuses actions on the admin's own account.
-func (s *Service) adminTarget(r *http.Request, notSelf bool) (Identity, store.User, error) {
+// the user named by the {id} path value.
+func (s *Service) adminTarget(r *http.Request) (Identity, store.User, error) {
 	admin, err := s.admin(r)
 	if err != nil {
 		return admin, store.User{}, err
 	}
-	u, err := s.target(r, admin, notSelf)
+	u, err := s.store.UserByID(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return admin, u, fail(http.StatusNotFound, "no such user", err)
+	}
 	return admin, u, err
 }
 
-func (s *Service) target(r *http.Request, admin Identity, notSelf bool) (store.User, error) {
-	u, err := s.store.UserByID(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return u, fail(http.StatusNotFound, "no such user", err)
-	} else if err != nil {
-		return u, err
-	}
-	if notSelf && u.ID == admin.User.ID {
-		return u, fail(http.StatusBadRequest, "you cannot do this to your own account here; use your account page", nil)
-	}
-	return u, nil
-}
-
 func (s *Service) adminInvite(w http.ResponseWriter, r *http.Request) error {
-	admin, u, err := s.adminTarget(r, false)
+	admin, u, err := s.adminTarget(r)
 	if err != nil {
 		return err
 	}
-	if u.Disabled {
-		return fail(http.StatusBadRequest, "enable the user first", nil)
+	link, err := s.accounts.Invite(r.Context(), s.actor(r, admin), u)
+	if err != nil {
+		return accountError(err)
 	}
-	ans, err := s.enrolmentAnswer(r, u.ID)
+	ans, err := enrolmentAnswer(u.ID, link)
 	if err != nil {
 		return err
 	}
-	s.audit(r.Context(), r, u.ID, "admin_user_invited", fmt.Sprintf("new enrolment link for %s by %s", u.Name, admin.User.Name))
 	writeJSON(w, http.StatusOK, ans)
 	return nil
 }
 
 func (s *Service) adminSetDisabled(disabled bool) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		admin, u, err := s.adminTarget(r, true)
+		admin, u, err := s.adminTarget(r)
 		if err != nil {
 			return err
 		}
-		if err := s.store.SetUserDisabled(r.Context(), u.ID, disabled); err != nil {
-			return err
+		out := map[string]any{"disabled": disabled}
+		if disabled {
+			rv, err := s.accounts.Disable(r.Context(), s.actor(r, admin), u)
+			if err != nil {
+				return accountError(err)
+			}
+			out["sessions"], out["tokens"], out["links"] = rv.Sessions, rv.Tokens, rv.Links
+			out["message"] = fmt.Sprintf("Disabled %s. %s.", u.Name, account.Summary(rv, true))
+		} else if err := s.accounts.Enable(r.Context(), s.actor(r, admin), u); err != nil {
+			return accountError(err)
 		}
 		s.Refresh(r.Context())
-		event := "admin_user_enabled"
-		if disabled {
-			event = "admin_user_disabled"
-		}
-		s.audit(r.Context(), r, u.ID, event, fmt.Sprintf("user %s by %s", u.Name, admin.User.Name))
-		writeJSON(w, http.StatusOK, map[string]bool{"disabled": disabled})
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 }
 
 func (s *Service) adminRemoveUser(w http.ResponseWriter, r *http.Request) error {
-	admin, u, err := s.adminTarget(r, true)
+	admin, u, err := s.adminTarget(r)
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteUser(r.Context(), u.ID); err != nil {
-		return err
+	if err := s.accounts.Remove(r.Context(), s.actor(r, admin), u); err != nil {
+		return accountError(err)
 	}
 	s.Refresh(r.Context())
-	s.audit(r.Context(), r, u.ID, "admin_user_removed", fmt.Sprintf("user %s by %s", u.Name, admin.User.Name))
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/.latchkey/admin"})
 	return nil
 }
 
 func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) error {
-	admin, u, err := s.adminTarget(r, false)
+	admin, u, err := s.adminTarget(r)
 	if err != nil {
 		return err
 	}
@@ -386,52 +358,50 @@ func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteCredential(r.Context(), u.ID, credID); err != nil {
+	if err := s.accounts.RemovePasskey(r.Context(), s.actor(r, admin), u, credID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fail(http.StatusNotFound, "no such passkey", err)
 		}
-		return err
+		return accountError(err)
 	}
 	s.Refresh(r.Context())
-	s.audit(r.Context(), r, u.ID, "admin_passkey_removed", fmt.Sprintf("credential %s of %s by %s", credRef(credID), u.Name, admin.User.Name))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "removed"})
 	return nil
 }
 
 func (s *Service) adminRevokeSessions(w http.ResponseWriter, r *http.Request) error {
-	admin, u, err := s.adminTarget(r, false)
+	admin, u, err := s.adminTarget(r)
 	if err != nil {
 		return err
 	}
 	var body struct {
-		ID  string `json:"id"`
-		All bool   `json:"all"`
+		ID     string `json:"id"`
+		All    bool   `json:"all"`
+		Tokens bool   `json:"tokens"`
 	}
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	detail := ""
+	out := map[string]any{"status": "revoked"}
 	switch {
 	case body.All:
-		n, err := s.store.RevokeSessions(r.Context(), u.ID)
+		rv, err := s.accounts.RevokeSessions(r.Context(), s.actor(r, admin), u, body.Tokens)
 		if err != nil {
-			return err
+			return accountError(err)
 		}
-		detail = fmt.Sprintf("%d sessions of %s by %s", n, u.Name, admin.User.Name)
+		out["sessions"], out["tokens"], out["message"] = rv.Sessions, rv.Tokens, account.Summary(rv, body.Tokens)+"."
 	case body.ID != "":
-		if err := s.store.RevokeSession(r.Context(), u.ID, body.ID); err != nil {
+		if err := s.accounts.RevokeSession(r.Context(), s.actor(r, admin), u, body.ID, u.ID == admin.User.ID && body.ID == admin.SessionID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fail(http.StatusNotFound, "no such session", err)
 			}
-			return err
+			return accountError(err)
 		}
-		detail = fmt.Sprintf("one session of %s by %s", u.Name, admin.User.Name)
 	default:
 		return fail(http.StatusBadRequest, "name a session, or all", nil)
 	}
 	s.Refresh(r.Context())
-	s.audit(r.Context(), r, u.ID, "admin_session_revoked", detail)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "revoked"})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -6,8 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -199,6 +198,13 @@ func (s *Service) registrationTarget(r *http.Request, token string) (store.User,
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
 		return store.User{}, st, fail(http.StatusUnauthorized, "sign in or use an enrolment link first", nil)
+	}
+	if !id.Restricted() {
+		// A signed-in session adding a passkey needs a fresh verification (issue 16); a recovery
+		// session exists to enrol one and has no passkey to verify with.
+		if err := s.fresh(id); err != nil {
+			return store.User{}, st, err
+		}
 	}
 	u, err := s.store.UserByID(ctx, id.User.ID)
 	if err != nil {
@@ -527,10 +533,7 @@ var decoyKey = func() []byte {
 }()
 
 // credRef names a credential in logs and audit rows by a short, non-identifying prefix.
-func credRef(id []byte) string {
-	sum := sha256.Sum256(id)
-	return base64.RawURLEncoding.EncodeToString(sum[:6])
-}
+func credRef(id []byte) string { return account.CredentialRef(id) }
 
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 	if id, ok := s.Authenticate(r); ok && id.SessionID != "" {

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -158,17 +159,42 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	d := struct {
 		RD     string
+		App    string // the host of the application that sent the person here, if not the portal
 		StepUp bool
 	}{StepUp: q.Get("stepup") == "1"}
 	if rd := q.Get("rd"); rd != "" {
-		// Only a validated target is ever put into the page (as an escaped attribute).
+		// Only a validated target is ever put into the page (as an escaped attribute), and only
+		// its host is named: the person sees which application is asking.
 		d.RD = s.safeRedirect(rd)
+		if u, err := url.Parse(d.RD); err == nil && d.RD != s.accountURL() && !strings.EqualFold(u.Host, s.opts.PublicURL.Host) {
+			d.App = u.Host
+		}
 	}
 	var u *User
 	if id, ok := s.Authenticate(r); ok && !id.Restricted() {
 		u = id.User
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", User: u, Data: d})
+	title := "Sign in"
+	if d.App != "" && !d.StepUp {
+		title = "Sign in to " + d.App
+	}
+	s.render(w, http.StatusOK, "login", pageData{Title: title, User: u, Data: d})
+	return nil
+}
+
+// logoutPage asks before signing out: a link (a prefetch, an image, a crawler) must never end a
+// session; only the button's POST does.
+func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) error {
+	id, ok := s.Authenticate(r)
+	if !ok || id.SessionID == "" {
+		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login", http.StatusFound)
+		return nil
+	}
+	d := struct{ RD string }{}
+	if rd := r.URL.Query().Get("rd"); rd != "" {
+		d.RD = s.safeRedirect(rd)
+	}
+	s.render(w, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
 	return nil
 }
 

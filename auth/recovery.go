@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -77,10 +78,8 @@ func newToken() (token string, hash []byte, err error) {
 	return token, hashToken(token), nil
 }
 
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
-}
+// hashToken is how link and API tokens are stored; account makes enrolment links with the same.
+func hashToken(token string) []byte { return account.HashToken(token) }
 
 // Recovery (issue 6): a recovery code or an e-mailed magic link grants a restricted session
 // that can do one thing, enrol a new passkey for its own user (register begin/finish accept it;

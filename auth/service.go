@@ -21,13 +21,14 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
 // Fixed lifetimes from the design: ceremonies last 5 minutes, links and codes are single use.
 const (
 	CeremonyTTL   = 5 * time.Minute
-	EnrolTTL      = 7 * 24 * time.Hour
+	EnrolTTL      = account.EnrolTTL
 	MagicLinkTTL  = 15 * time.Minute
 	maxJSONBody   = 64 << 10 // every JSON endpoint; WebAuthn responses are a few KiB
 	maxCeremonies = 10000    // ceremonies in flight across all clients
@@ -47,6 +48,7 @@ type Service struct {
 	limits    *limits
 	metrics   Recorder
 	ceremonyC string // ceremony cookie name
+	accounts  *account.Service
 }
 
 var _ http.Handler = (*Service)(nil)
@@ -131,6 +133,7 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		limits:    newLimits(opts.Now),
 		metrics:   opts.Metrics,
 		ceremonyC: "latchkey_ceremony",
+		accounts:  account.New(st, account.Options{PublicURL: opts.PublicURL, Now: opts.Now, Logger: opts.Logger}),
 	}
 	if s.secure() {
 		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
@@ -181,13 +184,21 @@ func (s *Service) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.latchkey/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		SecurityHeaders(w.Header())
+		if name := strings.TrimPrefix(r.URL.Path, "/.latchkey/static/"); name == "" || !fs.ValidPath(name) || !s.hasStatic(name) {
+			s.ErrorPage(w, r, http.StatusNotFound, "There is no such file.")
+			return
+		}
 		s.static.ServeHTTP(w, r)
 	}))
+	// Everything else under /.latchkey/ gets Latchkey's own answer, never the mux's plain text:
+	// a page for browsers, JSON for the API.
+	mux.Handle("/.latchkey/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.fallback(mux, w, r) }))
 	mux.HandleFunc("GET /.latchkey/login", s.page(s.loginPage))
 	mux.HandleFunc("GET /.latchkey/enroll", s.page(s.enrolPage))
 	mux.HandleFunc("GET /.latchkey/account", s.page(s.accountPage))
 	mux.HandleFunc("GET /.latchkey/recover", s.page(s.recoverPage))
 	mux.HandleFunc("GET /.latchkey/healthz", s.healthz)
+	mux.HandleFunc("GET /.latchkey/logout", s.page(s.logoutPage))
 	mux.HandleFunc("POST /.latchkey/logout", s.api(s.logout))
 
 	mux.HandleFunc("POST /.latchkey/api/register/begin", s.api(s.registerBegin))
@@ -201,6 +212,7 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("POST /.latchkey/api/passkeys/rename", s.api(s.renamePasskey))
 	mux.HandleFunc("POST /.latchkey/api/passkeys/remove", s.api(s.removePasskey))
 	mux.HandleFunc("POST /.latchkey/api/recovery-codes", s.api(s.regenerateCodes))
+	mux.HandleFunc("POST /.latchkey/api/account/email", s.api(s.setEmail))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke", s.api(s.revokeSession))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke-all", s.api(s.revokeAllSessions))
 
@@ -210,6 +222,35 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /.latchkey/api/tokens/{id}", s.api(s.revokeToken))
 	s.adminRoutes(mux)
 	return mux
+}
+
+// fallback answers a /.latchkey/ request that no route took: 405 (with Allow) when the path
+// exists for another method, else 404.
+func (s *Service) fallback(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/.latchkey/" {
+			allowed = append(allowed, m)
+		}
+	}
+	status, msg := http.StatusNotFound, "There is no such page."
+	if len(allowed) > 0 {
+		status, msg = http.StatusMethodNotAllowed, "This address does not take that kind of request."
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
+	if strings.HasPrefix(r.URL.Path, "/.latchkey/api/") {
+		SecurityHeaders(w.Header())
+		writeJSON(w, status, map[string]string{"error": strings.ToLower(http.StatusText(status))})
+		return
+	}
+	s.ErrorPage(w, r, status, msg)
+}
+
+func (s *Service) hasStatic(name string) bool {
+	st, err := fs.Stat(assets, "static/"+name)
+	return err == nil && !st.IsDir()
 }
 
 // ServeHTTP serves Routes; unknown paths under /.latchkey/ get a 404 page.
@@ -233,6 +274,7 @@ type apiError struct {
 	status int
 	msg    string
 	cause  error
+	stepUp bool // the action needs a fresh passkey verification (stepup.go)
 }
 
 func (e *apiError) Error() string {
@@ -277,6 +319,10 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 		s.log.Log(r.Context(), level, "request refused", "path", r.URL.Path, "status", ae.status, "err", redactErr(ae.cause))
 		if ae.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "60")
+		}
+		if ae.stepUp {
+			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "step_up": true})
+			return
 		}
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -135,9 +136,14 @@ func (s *Service) listTokens(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// createToken needs a fresh passkey verification: a token is a new, long-lived way in that a
+// stolen cookie must not be able to mint (issue 16).
 func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.tokenOwner(r)
 	if err != nil {
+		return err
+	}
+	if err := s.fresh(id); err != nil {
 		return err
 	}
 	var body struct {
@@ -151,6 +157,9 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(body.Name)
 	if name == "" || len(name) > maxTokenName {
 		return fail(http.StatusBadRequest, fmt.Sprintf("give the token a name (1 to %d characters)", maxTokenName), nil)
+	}
+	if account.HasControl(name) {
+		return fail(http.StatusBadRequest, "a token name cannot hold control characters", nil)
 	}
 	if len(body.Hosts) == 0 || len(body.Hosts) > maxTokenHosts {
 		return fail(http.StatusBadRequest, fmt.Sprintf("list the hosts the token is for (1 to %d)", maxTokenHosts), nil)

@@ -43,7 +43,8 @@ func TestAPITokens(t *testing.T) {
 			{Hosts: []string{"app.localhost", "other.localhost", "routed.localhost"}, Policy: "passkey"},
 			{Hosts: []string{"vault.localhost"}, Policy: "passkey", MaxAge: time.Hour},
 		}})
-	alice := enrolled(t, env, "alice", lktest.NewPasskey())
+	alicePK := lktest.NewPasskey()
+	alice := enrolled(t, env, "alice", alicePK)
 	tok := newToken(t, alice, map[string]any{"name": "backup script", "hosts": []string{"App.Localhost.", "vault.localhost", "routed.localhost"}, "expires_in": "720h"})
 	var seen []string
 	seen = append(seen, tok.Token)
@@ -119,6 +120,10 @@ func TestAPITokens(t *testing.T) {
 		if r := script.Forward("app.localhost", "/", bearer(short.Token, "198.51.100.2")); r.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("expired token: %d", r.StatusCode)
 		}
+		// An hour on, alice's passkey check is old: creating tokens needs a fresh one (issue 16).
+		if r := stepUp(t, env, alice, alicePK); r.StatusCode != http.StatusOK {
+			t.Fatalf("step-up: %d %s", r.StatusCode, r.Body)
+		}
 	})
 
 	t.Run("refused after revocation", func(t *testing.T) {
@@ -169,6 +174,7 @@ func TestAPITokens(t *testing.T) {
 			"wildcard host":   {"name": "x", "hosts": []string{"*.localhost"}},
 			"host with path":  {"name": "x", "hosts": []string{"app.localhost/x"}},
 			"no name":         {"hosts": []string{"app.localhost"}},
+			"escape in name":  {"name": "ci\x1b[2J", "hosts": []string{"app.localhost"}},
 			"negative expiry": {"name": "x", "hosts": []string{"app.localhost"}, "expires_in": "-1h"},
 			"endless expiry":  {"name": "x", "hosts": []string{"app.localhost"}, "expires_in": "100000h"},
 		} {

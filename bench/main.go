@@ -37,7 +37,8 @@ import (
 
 func main() {
 	var (
-		duration    = flag.Duration("duration", 10*time.Second, "length of each load run")
+		duration    = flag.Duration("duration", 5*time.Second, "length of each load run")
+		repeats     = flag.Int("repeats", 3, "interleaved repeats of the whole table; ratios are taken within a repeat")
 		connections = flag.Int("connections", 32, "concurrent connections")
 		out         = flag.String("out", "BENCHMARKS.md", "where to write the results table (empty: stdout only)")
 		serverCPU   = flag.String("server-cpu", "0", "CPU list for the servers under test (taskset -c)")
@@ -69,11 +70,13 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		// Tuned like Latchkey's own transport (proxy/reverse.go): Go's default of 2 idle
+		// connections per host would make a baseline that is no ceiling.
 		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-			Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+			Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true}}
 		log.Fatal(http.ListenAndServe(*serveProxy, rp))
 	}
-	if err := run(*duration, *connections, *serverCPU, *loadCPU, *out); err != nil {
+	if err := run(*duration, *repeats, *connections, *serverCPU, *loadCPU, *out); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -85,7 +88,7 @@ type result struct {
 	non2xx   int
 }
 
-func run(d time.Duration, conns int, serverCPU, loadCPU, out string) error {
+func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) error {
 	for _, tool := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed (Debian packages wrk and util-linux)", tool)
@@ -112,8 +115,10 @@ func run(d time.Duration, conns int, serverCPU, loadCPU, out string) error {
 			p.Wait()
 		}
 	}()
-	start := func(cpu string, args ...string) (*exec.Cmd, error) {
+	// startEnv starts a process pinned to cpu; env nil means this process's environment.
+	startEnv := func(cpu string, env []string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu}, args...)...)
+		cmd.Env = env
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			return nil, err
@@ -121,6 +126,7 @@ func run(d time.Duration, conns int, serverCPU, loadCPU, out string) error {
 		procs = append(procs, cmd)
 		return cmd, nil
 	}
+	start := func(cpu string, args ...string) (*exec.Cmd, error) { return startEnv(cpu, nil, args...) }
 	upAddr, bareAddr, bareProxyAddr, lkAddr, metricsAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
 	bareTAddr := freeAddr()
 	if _, err := start(loadCPU, self, "-serve-upstream", upAddr); err != nil {
@@ -145,7 +151,7 @@ server:
 access_control:
   default_policy: deny
   rules:
-    - hosts: ["app.localhost", "app.localhost:%s"]
+    - hosts: ["app.localhost", "app.localhost:%s", "app.example.com"]
       policy: passkey
 routes:
   - host: app.localhost:%s
@@ -213,27 +219,44 @@ log:
 		}
 		return parseWrk(name, string(outb))
 	}
+	chains, err := startChains(tmp, upAddr, lkAddr, serverCPU, startEnv)
+	if err != nil {
+		return err
+	}
 	fwd := []string{"X-Forwarded-Method: GET", "X-Forwarded-Proto: https", "X-Forwarded-Host: app.localhost",
 		"X-Forwarded-Uri: /d/dashboard?orgId=1", "X-Forwarded-For: 198.51.100.7"}
 	ck := "Cookie: latchkey_session=" + cookie
-	var res []result
-	for _, step := range []struct {
-		name, target string
-		headers      []string
-	}{
-		{"(a) bare net/http handler", "http://" + bareAddr + "/", nil},
-		{"(b) /auth/forward, valid cookie", "http://" + lkAddr + "/.latchkey/auth/forward", append([]string{ck}, fwd...)},
-		{"(c) /auth/forward, no cookie (302)", "http://" + lkAddr + "/.latchkey/auth/forward", append([]string{"Accept: text/html"}, fwd...)},
-		{"(d) /auth/request, valid cookie", "http://" + lkAddr + "/.latchkey/auth/request", []string{ck, "X-Original-URL: https://app.localhost/d/dashboard?orgId=1", "X-Original-Method: GET"}},
-		{"(e) reverse proxy, valid cookie", "http://" + lkAddr + "/d/dashboard", []string{ck, "Host: app.localhost:" + port}},
-		{"(f) bare httputil.ReverseProxy", "http://" + bareProxyAddr + "/d/dashboard", nil},
-		{"(a') bare handler, Latchkey's server timeouts", "http://" + bareTAddr + "/", nil},
-	} {
-		r, err := wrk(step.name, step.target, step.headers...)
-		if err != nil {
-			return err
+	// What a browser sends on its first navigation: the 302 to the login page is what it gets.
+	browser := []string{"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+		"Accept-Language: en-GB,en;q=0.9", "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"}
+	steps := []step{
+		{name: "(a) bare net/http handler", target: "http://" + bareAddr + "/"},
+		{name: "(b) /auth/forward, valid cookie", target: "http://" + lkAddr + "/.latchkey/auth/forward", headers: append([]string{ck}, fwd...), base: "(a)"},
+		{name: "(c) /auth/forward, no cookie, browser navigation (302)", target: "http://" + lkAddr + "/.latchkey/auth/forward", headers: append(append([]string{}, browser...), fwd...), base: "(a)"},
+		{name: "(d) /auth/request, valid cookie", target: "http://" + lkAddr + "/.latchkey/auth/request", headers: []string{ck, "X-Original-URL: https://app.localhost/d/dashboard?orgId=1", "X-Original-Method: GET"}, base: "(a)"},
+		{name: "(a') bare handler, Latchkey's server timeouts", target: "http://" + bareTAddr + "/", base: "(a)"},
+		{name: "(f) bare httputil.ReverseProxy, tuned transport", target: "http://" + bareProxyAddr + "/d/dashboard"},
+		{name: "(e) Latchkey reverse proxy, valid cookie", target: "http://" + lkAddr + "/d/dashboard", headers: []string{ck, "Host: app.localhost:" + port}, base: "(f)"},
+		{name: "(h) nginx alone", target: chains.nginxAlone + "/d/dashboard", headers: []string{"Host: app.example.com"}},
+		{name: "(g) nginx -> Latchkey (auth_request, shipped files)", target: chains.nginx + "/d/dashboard", headers: []string{ck, "Host: " + chains.nginxHost}, base: "(h)"},
+		{name: "(j) Caddy alone", target: chains.caddyAlone + "/d/dashboard", headers: []string{"Host: " + chains.caddyAloneHost}},
+		{name: "(i) Caddy -> Latchkey (forward_auth, shipped Caddyfile)", target: chains.caddy + "/d/dashboard", headers: []string{ck, "Host: " + chains.caddyHost}, base: "(j)"},
+	}
+	// Every repeat runs the whole list, so that a case and its baseline are measured minutes
+	// apart at most and a noisy neighbour shows as a spread between repeats, not as a ratio.
+	runs := make([][]result, len(steps))
+	for rep := range repeats {
+		log.Printf("repeat %d of %d", rep+1, repeats)
+		for i, st := range steps {
+			r, err := wrk(st.name, st.target, st.headers...)
+			if err != nil {
+				return err
+			}
+			if r.non2xx > 0 && !strings.Contains(st.name, "(302)") {
+				log.Printf("%s: %d responses that were not 2xx/3xx", st.name, r.non2xx)
+			}
+			runs[i] = append(runs[i], r)
 		}
-		res = append(res, r)
 	}
 	log.Printf("login ceremonies")
 	cps, err := ceremonies(public, pk, d, 8)
@@ -241,7 +264,7 @@ log:
 		return err
 	}
 	peakRSS := procStatus(lk.Process.Pid, "VmHWM")
-	table := render(res, cps, readies[len(readies)/2], idleRSS, peakRSS, d, conns)
+	table := render(steps, runs, cps, readies[len(readies)/2], idleRSS, peakRSS, d, conns)
 	fmt.Print(table)
 	if out != "" {
 		return os.WriteFile(out, []byte(table), 0o644)
@@ -431,26 +454,61 @@ func machine() string {
 	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
 }
 
-func render(res []result, cps float64, ready time.Duration, idle, peak string, d time.Duration, conns int) string {
+func median(xs []float64) float64 {
+	ys := append([]float64(nil), xs...)
+	sort.Float64s(ys)
+	if len(ys) == 0 {
+		return 0
+	}
+	return ys[len(ys)/2]
+}
+
+func render(steps []step, runs [][]result, cps float64, ready time.Duration, idle, peak string, d time.Duration, conns int) string {
 	var b strings.Builder
+	repeats := len(runs[0])
 	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured by `go run ./bench` on %s, %s.\n", machine(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Each row is one wrk run of %s at %d connections on 127.0.0.1; the servers run pinned to one CPU and wrk\n", d, conns)
-	fmt.Fprintf(&b, "(and the upstream) to the other. Ratios compare rows of the same run; absolute figures depend on the machine and its load.\n\n")
-	fmt.Fprintln(&b, "| case | requests/s | ratio | p50 | p99 | non-2xx/3xx |")
-	fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: |")
-	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 5, 6: 0}
-	for i, r := range res {
-		ratio := "baseline"
-		if bi, ok := base[i]; ok {
-			ratio = fmt.Sprintf("%.0f%% of %s", 100*r.rps/res[bi].rps, res[bi].name[:3])
+	fmt.Fprintf(&b, "Each row is %d wrk runs of %s at %d connections on 127.0.0.1, one per repeat, the repeats interleaved (the whole\n", repeats, d, conns)
+	fmt.Fprintf(&b, "table once, then again). Latchkey, the bare baselines, nginx and Caddy run pinned to one CPU; wrk and the upstream to the\n")
+	fmt.Fprintf(&b, "other. A ratio compares a row with its baseline in the same repeat: the median, and the range over the repeats. Absolute\n")
+	fmt.Fprintf(&b, "figures depend on the machine and its load; p50 and p99 are medians over the repeats.\n\n")
+	fmt.Fprintln(&b, "| case | requests/s | ratio to baseline | p50 | p99 | p99 / baseline p99 | non-2xx/3xx |")
+	fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	index := map[string]int{}
+	for i, st := range steps {
+		index[st.name[:strings.IndexByte(st.name, ')')+1]] = i
+	}
+	for i, st := range steps {
+		var rps, p50, p99, ratios, p99s []float64
+		non := 0
+		for k, r := range runs[i] {
+			rps, p50, p99 = append(rps, r.rps), append(p50, float64(r.p50)), append(p99, float64(r.p99))
+			non += r.non2xx
+			if bi, ok := index[st.base]; ok && st.base != "" {
+				base := runs[bi][k]
+				ratios = append(ratios, r.rps/base.rps)
+				p99s = append(p99s, float64(r.p99)/float64(base.p99))
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d |\n", r.name, r.rps, ratio, r.p50.Round(10*time.Microsecond),
-			r.p99.Round(10*time.Microsecond), r.non2xx)
+		ratio, p99ratio := "baseline", ""
+		if len(ratios) > 0 {
+			lo, hi := ratios[0], ratios[0]
+			for _, x := range ratios {
+				lo, hi = min(lo, x), max(hi, x)
+			}
+			ratio = fmt.Sprintf("%.2fx of %s (%.2f–%.2f)", median(ratios), st.base, lo, hi)
+			p99ratio = fmt.Sprintf("%.2fx", median(p99s))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d |\n", st.name, median(rps), ratio,
+			time.Duration(median(p50)).Round(10*time.Microsecond), time.Duration(median(p99)).Round(10*time.Microsecond), p99ratio, non)
 	}
-	if len(res) > 6 {
-		fmt.Fprintf(&b, "\nAgainst (a'), the same bare handler on an http.Server with Latchkey's default timeouts and header limit: "+
-			"(b) %.0f%%, (c) %.0f%%, (d) %.0f%%.\n", 100*res[1].rps/res[6].rps, 100*res[2].rps/res[6].rps, 100*res[3].rps/res[6].rps)
+	if e, j := index["(e)"], index["(j)"]; len(steps) > max(e, j) && e != j {
+		var rs []float64
+		for k := range runs[e] {
+			rs = append(rs, runs[e][k].rps/runs[j][k].rps)
+		}
+		fmt.Fprintf(&b, "\nLatchkey's reverse proxy (e) against Caddy alone (j) on the same upstream: %.2fx.\n", median(rs))
 	}
+	fmt.Fprintf(&b, "(c) answers 302, which wrk counts with 2xx: its last column is 0 when every answer was the login redirect.\n")
 	fmt.Fprintf(&b, "\n| other | value |\n| --- | ---: |\n")
 	fmt.Fprintf(&b, "| login ceremonies per second (begin + finish, 8 clients, ES256) | %.0f |\n", cps)
 	fmt.Fprintf(&b, "| start to ready on an existing database (median of 5) | %s |\n", ready.Round(time.Millisecond))

@@ -109,7 +109,7 @@ func TestAdminConsole(t *testing.T) {
 	tb.navigate(admin + "/audit")
 	tb.waitURL(admin + "/audit")
 	events := eval[[]string](tb, `[...document.querySelectorAll("#audit tbody tr")].map(tr => (tr.cells[0] || {}).textContent || "")`)
-	want := []string{"admin_user_enabled", "admin_user_disabled", "admin_user_added"}
+	want := []string{"user_enabled", "user_disabled", "user_added"}
 	if len(events) < len(want) {
 		t.Fatalf("audit log events %v, want at least %v first", events, want)
 	}
@@ -120,7 +120,7 @@ func TestAdminConsole(t *testing.T) {
 		}
 	}
 	tb.shot("admin-audit")
-	tb.navigate(admin + "/audit?event=admin_user_disabled")
+	tb.navigate(admin + "/audit?event=user_disabled")
 	tb.waitURL(admin + "/audit?")
 	if n := eval[int](tb, `document.querySelectorAll("#audit tbody tr").length`); n != 1 {
 		t.Errorf("audit log filtered by event: %d rows, want 1", n)

@@ -45,6 +45,27 @@
 //	PUB-32 database files and logs                    abuse_test.go TestSecretsNeverLogged, TestDatabaseFileModes
 //	PUB-33 slowloris and oversized headers            cmd/latchkey/hostile_limits_test.go TestSlowlorisAndOversizedHeaders
 //
+// Cases beyond the catalogue are written in CASES.md; where each is covered:
+//
+//	Host and path identity
+//	HOST-01 request-line authority versus Host        proxy/identity_integration_test.go TestHostPathIdentityNginx, TestHostPathIdentityCaddy, TestHostPathIdentityReverseProxy
+//	HOST-02 a port the client writes                  the same three; proxy/forward_headers_test.go TestForwardedPortIsWhatTheProxyRoutedOn; proxy/identity_integration_test.go TestReverseProxyPortRoutes; identity_test.go TestHostSpellingsAndPorts
+//	HOST-03 other spellings of a host                 the same three; identity_test.go TestHostSpellingsAndPorts; proxy/identity_fuzz_test.go FuzzEquivalentFormsSameRule
+//	PATH-01 a directory and every way of writing it   the same three; identity_test.go TestDirectoryRuleCoversEverySpelling; proxy/path_test.go TestNormalizePath; FuzzEquivalentFormsSameRule
+//	PATH-02 what the upstream receives is judged      the same three (every served row checks the upstream's URI)
+//	DBG-01 request debugger behind a portal proxy     identity_test.go TestDebuggerBehindPortalProxy; proxy/debug_test.go TestDebugRequestFromTrustedProxy, TestDebugRequestAccess
+//	TOK-01 Latchkey tokens reaching the application   proxy/token_integration_test.go TestTokensNeverReachTheAppNginx, ...Caddy, ...ReverseProxy
+//	HDR-01 unusable forwarded headers name the header proxy/forward_headers_test.go TestBadForwardedHeadersNameTheHeader, TestForwardedProtoWebSocket
+//
+//	Account actions and revocation
+//	ACC-01 stolen cookie, account-changing actions    account_test.go TestStolenCookieCannotTakeOverAccount; auth/stepup_account_test.go TestAccountActionsNeedStepUp; e2e TestAccountInlineStepUp
+//	ACC-02 recovery session scope                     auth/stepup_account_test.go TestRecoverySessionEnrolsWithoutStepUp; auth/account_test.go TestAccountAPINeedsFullSession
+//	ACC-03 recovery mail redirected                   auth/stepup_account_test.go TestEmailChange
+//	ACC-04 disabled is disabled for good              auth/revoke_test.go TestDisableRevokesForGood
+//	ACC-05 sign out everywhere leaves tokens behind   auth/revoke_test.go TestSignOutEverywhere
+//	ACC-06 control characters in account fields      cmd/latchkey/account_parity_test.go TestCLIAndConsoleValidateAlike; account/validate_test.go TestValidation
+//	ACC-07 who did it (one audit vocabulary)          cmd/latchkey/account_parity_test.go TestCLIAndConsoleAuditAlike
+//
 // Beyond the catalogue: headers_test.go TestSecurityHeadersOnEveryRoute requests every route
 // registered in auth.Routes() (read from the auth sources, so new routes are covered without
 // editing the test), signed out and signed in, through the whole handler and through

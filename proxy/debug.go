@@ -12,7 +12,7 @@ import (
 
 // debugHeaders are the request headers the debug report shows, in this order. Cookie and
 // Authorization are reported as present or absent only: their values are secrets.
-var debugHeaders = []string{"Host", "X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri",
+var debugHeaders = []string{"Host", "X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Uri",
 	"X-Forwarded-For", "X-Original-Url", "X-Original-Method", "X-Real-Ip", "Forwarded", "Accept", "Cookie", "Authorization"}
 
 // DebugReport is what /.latchkey/debug/request answers: how Latchkey reads a forward-auth
@@ -75,19 +75,24 @@ type DebugRule struct {
 }
 
 // debugRequest echoes how Latchkey sees a forward-auth request (issue 12): point the proxy's
-// forward-auth address at /.latchkey/debug/request once and open the protected site. It is
-// served only to trusted proxies and to admins. It always answers 403, never 2xx: a proxy that
-// is left pointed at it must not let anything through, and Traefik and Caddy show the body of a
-// refusal to the browser. Nothing is logged and nothing is written.
+// forward-auth address at /.latchkey/debug/request once and open the protected site signed in
+// as an administrator. It answers only a signed-in admin session (a full session, not an API
+// token or a recovery session), whatever the peer: through a portal proxy every client arrives
+// from the proxy's trusted address, so a trusted peer alone would open the report, and its
+// answers about cookies and rules, to anyone (issue 16). Through the forward-auth proxy the
+// report needs the admin's session cookie in the forwarded request. It always answers 403,
+// never 2xx: a proxy that is left pointed at it must not let anything through, and Traefik and
+// Caddy show the body of a refusal to the browser. Nothing is logged and nothing is written.
 func (h *Handler) debugRequest(w http.ResponseWriter, r *http.Request) {
 	peer, ok := PeerAddr(r)
 	trusted := ok && h.opts.Trusted.Contains(peer)
-	if !trusted {
-		id, signedIn := h.auth.Authenticate(r)
-		if !signedIn || !h.auth.IsAdmin(id) {
-			h.auth.ErrorPage(w, r, http.StatusForbidden, "The request debugger is open to trusted proxies (server.trusted_proxies) and administrators only.")
-			return
-		}
+	// The admin check reads the session cookie only: an API token in the request is what the
+	// report is about, and tokens never open the debugger.
+	cookieOnly := r.Clone(r.Context())
+	cookieOnly.Header.Del("Authorization")
+	if id, signedIn := h.auth.Authenticate(cookieOnly); !signedIn || !h.auth.IsAdmin(id) {
+		h.auth.ErrorPage(w, r, http.StatusForbidden, "The request debugger answers administrators only: open it signed in as a member of the admin group.")
+		return
 	}
 	rep := h.debugReport(r, trusted)
 	hd := w.Header()
@@ -128,6 +133,7 @@ func (h *Handler) debugReport(r *http.Request, trusted bool) DebugReport {
 			for _, k := range []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri", "X-Forwarded-For"} {
 				honoured[k] = ""
 			}
+			honoured["X-Forwarded-Port"] = "the port the proxy received the request on; replaces a port in X-Forwarded-Host"
 		case "request":
 			honoured["X-Original-Url"] = ""
 			honoured["X-Original-Method"] = ""
@@ -198,20 +204,20 @@ func (h *Handler) debugReport(r *http.Request, trusted bool) DebugReport {
 	}
 	var (
 		t   target
-		tok bool
+		bad string
 	)
 	switch rep.Style {
 	case "request":
-		t, tok = h.originalTarget(r)
+		t, bad = h.originalTarget(r)
 	default:
-		t, tok = h.forwardTarget(r)
+		t, bad = h.forwardTarget(r)
 	}
-	if !tok {
+	if bad != "" {
 		rep.Decision, rep.ForwardAnswer, rep.RequestAnswer = "bad_request", "400", "400"
 		if rep.Style == "none" {
 			rep.TargetError = "neither X-Forwarded-Host (Traefik, Caddy) nor X-Original-URL (Nginx) is set: the proxy does not describe the original request"
 		} else {
-			rep.TargetError = "the forwarded headers do not describe one usable URL (missing or repeated host, bad scheme, or a path that could mean different things to different servers)"
+			rep.TargetError = "the forwarded headers do not describe one usable URL: " + bad
 		}
 		rep.Reason = rep.TargetError
 		return rep

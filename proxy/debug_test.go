@@ -46,7 +46,10 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 	_, enrol := env.AddUser("alice", "staff")
 	alice := env.Client()
 	alice.Enrol(lktest.NewPasskey(), enrol)
-	cookie := alice.Session()
+	_, enrolR := env.AddUser("root", "admins")
+	root := env.Client()
+	root.Enrol(lktest.NewPasskey(), enrolR)
+	cookie := root.Session()
 	r := alice.PostJSON("/.latchkey/api/tokens", map[string]any{"name": "ci", "hosts": []string{"app.localhost"}})
 	var tok struct{ Token string }
 	if r.StatusCode != http.StatusCreated || r.JSON(&tok) != nil {
@@ -63,12 +66,12 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 	}
 
 	t.Run("signed-in browser navigation, forward style", func(t *testing.T) {
-		rep, raw := debugJSON(t, alice, forward("app.localhost", "X-Real-IP", "192.168.1.1"))
+		rep, raw := debugJSON(t, root, forward("app.localhost", "X-Real-IP", "192.168.1.1"))
 		if !rep.PeerTrusted || rep.Style != "forward" || rep.Target == nil || rep.Target.OriginalURL != "http://app.localhost/dash?x=1" ||
 			rep.Target.Client != "198.51.100.7" || rep.Target.Path != "/dash" {
 			t.Fatalf("report = %+v", rep)
 		}
-		if !rep.Cookie.Present || !rep.Cookie.Valid || rep.Cookie.User != "alice" {
+		if !rep.Cookie.Present || !rep.Cookie.Valid || rep.Cookie.User != "root" {
 			t.Fatalf("cookie = %+v", rep.Cookie)
 		}
 		if rep.Rule == nil || rep.Rule.Index != 0 || rep.Rule.Policy != "passkey" || rep.Decision != "allowed" || !strings.HasPrefix(rep.ForwardAnswer, "200") {
@@ -86,7 +89,7 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 	})
 
 	t.Run("text form for people", func(t *testing.T) {
-		r := alice.Do(http.MethodGet, "", "/.latchkey/debug/request", nil, forward("app.localhost"))
+		r := root.Do(http.MethodGet, "", "/.latchkey/debug/request", nil, forward("app.localhost"))
 		body := string(r.Body)
 		if r.StatusCode != http.StatusForbidden || !strings.Contains(body, "Original URL: http://app.localhost/dash?x=1") ||
 			!strings.Contains(body, "Rule: access_control.rules[0], policy passkey") || !strings.Contains(body, "Decision: allowed") ||
@@ -98,15 +101,28 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 		}
 	})
 
-	t.Run("no session, non-navigation", func(t *testing.T) {
-		rep, _ := debugJSON(t, env.Client(), forward("app.localhost"))
-		if rep.Cookie.Present || rep.Decision != "unauthenticated" || rep.ForwardAnswer != "401" || len(rep.Hints) == 0 {
-			t.Fatalf("report = %+v", rep)
+	// Issue 16: through a portal proxy every client arrives from the trusted address, so the
+	// trusted peer alone opens nothing: no session, a non-admin session and an API token alone
+	// are all refused; only an admin's session cookie opens the report.
+	for name, c := range map[string]*lktest.Client{"no session": env.Client(), "non-admin session": alice} {
+		t.Run("trusted peer, "+name+", refused", func(t *testing.T) {
+			r := c.Do(http.MethodGet, "", "/.latchkey/debug/request", nil, forward("app.localhost", "Accept", "application/json"))
+			if r.StatusCode != http.StatusForbidden || r.Header.Get("Content-Type") == "application/json" ||
+				strings.Contains(string(r.Body), "X-Forwarded-Host") || strings.Contains(string(r.Body), "peer_trusted") {
+				t.Fatalf("%d %s\n%s", r.StatusCode, r.Header.Get("Content-Type"), r.Body)
+			}
+		})
+	}
+	t.Run("trusted peer, API token only, refused", func(t *testing.T) {
+		r := env.Client().Do(http.MethodGet, "", "/.latchkey/debug/request", nil,
+			forward("app.localhost", "Accept", "application/json", "Authorization", "Bearer "+tok.Token))
+		if r.StatusCode != http.StatusForbidden || r.Header.Get("Content-Type") == "application/json" {
+			t.Fatalf("%d %s\n%s", r.StatusCode, r.Header.Get("Content-Type"), r.Body)
 		}
 	})
 
 	t.Run("API token, never echoed", func(t *testing.T) {
-		rep, raw := debugJSON(t, env.Client(), forward("app.localhost", "Authorization", "Bearer "+tok.Token))
+		rep, raw := debugJSON(t, root, forward("app.localhost", "Authorization", "Bearer "+tok.Token))
 		if !rep.Token.Present || !rep.Token.Valid || rep.Token.User != "alice" || rep.Decision != "allowed" {
 			t.Fatalf("token report = %+v, decision %s", rep.Token, rep.Decision)
 		}
@@ -116,7 +132,7 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 	})
 
 	t.Run("nginx style, no rule matches", func(t *testing.T) {
-		rep, _ := debugJSON(t, alice, http.Header{"X-Original-URL": {"https://other.localhost/x"}, "X-Original-Method": {"GET"}})
+		rep, _ := debugJSON(t, root, http.Header{"X-Original-URL": {"https://other.localhost/x"}, "X-Original-Method": {"GET"}})
 		if rep.Style != "request" || rep.Rule == nil || rep.Rule.Index != -1 || rep.Decision != "forbidden" || rep.RequestAnswer != "403" {
 			t.Fatalf("report = %+v rule %+v", rep, rep.Rule)
 		}
@@ -126,15 +142,16 @@ func TestDebugRequestFromTrustedProxy(t *testing.T) {
 	})
 
 	t.Run("no forwarded headers at all", func(t *testing.T) {
-		rep, _ := debugJSON(t, alice, nil)
+		rep, _ := debugJSON(t, root, nil)
 		if rep.Style != "none" || rep.Decision != "bad_request" || rep.TargetError == "" {
 			t.Fatalf("report = %+v", rep)
 		}
 	})
 
 	t.Run("repeated host header", func(t *testing.T) {
-		rep, _ := debugJSON(t, alice, forward("app.localhost", "X-Forwarded-Host", "evil.localhost"))
-		if rep.Decision != "bad_request" || !strings.Contains(header(rep, "X-Forwarded-Host").Note, "more than once") {
+		rep, _ := debugJSON(t, root, forward("app.localhost", "X-Forwarded-Host", "evil.localhost"))
+		if rep.Decision != "bad_request" || !strings.Contains(header(rep, "X-Forwarded-Host").Note, "more than once") ||
+			!strings.Contains(rep.TargetError, "two X-Forwarded-Host headers") {
 			t.Fatalf("report = %+v", rep)
 		}
 	})

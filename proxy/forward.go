@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -52,9 +53,9 @@ func (d Decision) Allowed() bool { return d.outcome == allow }
 // decide is the one decision core behind every adapter: match the rules, then check the session
 // against the rule's requirements. It reads no database on the common path.
 func (h *Handler) decide(r *http.Request, t *target) Decision {
-	rule := h.opts.Rules.Match(&Request{Method: t.method, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
+	rule := h.opts.Rules.Match(&Request{Method: t.method, Scheme: t.scheme, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
 	id, signedIn := h.auth.Authenticate(r)
-	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host) {
+	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host, t.scheme) {
 		// A token is valid only for its hosts; elsewhere it is as good as none.
 		id, signedIn = auth.Identity{}, false
 	}
@@ -95,9 +96,18 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 	return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "passkey"}
 }
 
-func tokenHostAllowed(hosts []string, host string) bool {
+// tokenHostAllowed applies the port semantics of rules to a token's hosts: a host without a
+// port covers that name on any port, one with a port only that port.
+func tokenHostAllowed(hosts []string, host, scheme string) bool {
+	name, port := hostAndPort(host)
+	if port == "" {
+		port = defaultPort(scheme)
+	}
 	for _, h := range hosts {
 		if h == host {
+			return true
+		}
+		if hn, hp := hostAndPort(h); hn == name && (hp == "" || hp == port) {
 			return true
 		}
 	}
@@ -128,7 +138,7 @@ func setIdentity(hd http.Header, id auth.Identity) {
 }
 
 // forwardedHeaders are the headers that describe another request; only trusted proxies may send them.
-var forwardedHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri",
+var forwardedHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Uri",
 	"X-Forwarded-For", "X-Original-Url", "X-Original-Method"}
 
 func hasForwarded(r *http.Request) bool {
@@ -138,15 +148,6 @@ func hasForwarded(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// single returns the header's one value; ok is false when it is missing or repeated.
-func single(r *http.Request, key string) (string, bool) {
-	v := r.Header[key]
-	if len(v) != 1 {
-		return "", false
-	}
-	return v[0], true
 }
 
 // trustedPeer refuses forward-auth requests that do not come from a configured proxy.
@@ -170,9 +171,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	if !h.trustedPeer(w, r, "forward") {
 		return
 	}
-	t, ok := h.forwardTarget(r)
-	if !ok {
-		h.finish(w, r, "forward", start, nil, Decision{outcome: badRequest, Reason: "unusable X-Forwarded-* headers"}, true)
+	t, bad := h.forwardTarget(r)
+	if bad != "" {
+		h.finish(w, r, "forward", start, nil, Decision{outcome: badRequest, Reason: bad}, true)
 		return
 	}
 	h.finish(w, r, "forward", start, &t, h.decide(r, &t), true)
@@ -184,74 +185,127 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
 	if !h.trustedPeer(w, r, "request") {
 		return
 	}
-	t, ok := h.originalTarget(r)
-	if !ok {
-		h.finish(w, r, "request", start, nil, Decision{outcome: badRequest, Reason: "unusable X-Original-URL"}, false)
+	t, bad := h.originalTarget(r)
+	if bad != "" {
+		h.finish(w, r, "request", start, nil, Decision{outcome: badRequest, Reason: bad}, false)
 		return
 	}
 	h.finish(w, r, "request", start, &t, h.decide(r, &t), false)
 }
 
-func (h *Handler) forwardTarget(r *http.Request) (target, bool) {
+// Reasons for refusing forwarded headers. Each names the header that is wrong (issue 18), so
+// that an operator reading the 400 knows what to fix; none repeats a header's value.
+const badOriginalOnForward = "X-Original-URL sent to /auth/forward (that header is for /auth/request; one description per request)"
+
+// forwardTarget reads X-Forwarded-Method/Proto/Host/Port/Uri. It returns the target, or a
+// non-empty reason naming the header that makes the request unusable.
+func (h *Handler) forwardTarget(r *http.Request) (target, string) {
 	var t target
 	if _, ok := r.Header["X-Original-Url"]; ok {
-		return t, false // two descriptions of one request: refuse rather than pick one
+		return t, badOriginalOnForward // two descriptions of one request: refuse rather than pick one
 	}
-	host, ok := single(r, "X-Forwarded-Host")
-	if !ok || host == "" || strings.Contains(host, ",") {
-		return t, false
+	hv := r.Header["X-Forwarded-Host"]
+	switch {
+	case len(hv) == 0:
+		return t, "X-Forwarded-Host missing"
+	case len(hv) > 1:
+		return t, "two X-Forwarded-Host headers"
+	case hv[0] == "":
+		return t, "X-Forwarded-Host empty"
+	case strings.Contains(hv[0], ","):
+		return t, "X-Forwarded-Host lists more than one host"
+	}
+	host := hv[0]
+	if len(r.Header["X-Forwarded-Proto"]) > 1 {
+		return t, "two X-Forwarded-Proto headers"
 	}
 	t.scheme = strings.ToLower(r.Header.Get("X-Forwarded-Proto"))
-	if len(r.Header["X-Forwarded-Proto"]) > 1 {
-		return t, false
-	}
-	if t.scheme == "" {
+	switch t.scheme {
+	case "":
 		t.scheme = h.opts.PublicURL.Scheme
+	case "ws":
+		// Traefik names the scheme of an upgrade request ws or wss (issue 18): the same
+		// origin as http and https, and the same rules.
+		t.scheme = "http"
+	case "wss":
+		t.scheme = "https"
+	case "http", "https":
+	default:
+		return t, "X-Forwarded-Proto is not http, https, ws or wss"
 	}
-	if t.scheme != "http" && t.scheme != "https" {
-		return t, false
+	// X-Forwarded-Port, when the proxy sends it, is the port it received the request on: that
+	// port, not one a client wrote into Host, is what the proxy routed on (issue 16).
+	if pv := r.Header["X-Forwarded-Port"]; len(pv) > 0 {
+		if len(pv) > 1 {
+			return t, "two X-Forwarded-Port headers"
+		}
+		p, _, ok := canonicalPort(pv[0])
+		if !ok {
+			return t, "X-Forwarded-Port is not a port number"
+		}
+		name := host
+		if c, ok := CanonicalHost(host, ""); ok {
+			name, _ = hostAndPort(c)
+			if strings.IndexByte(name, ':') >= 0 {
+				name = "[" + name + "]"
+			}
+		}
+		host = name + ":" + p
 	}
+	var ok bool
 	if t.host, ok = CanonicalHost(host, t.scheme); !ok {
-		return t, false
+		return t, "X-Forwarded-Host is not a usable host name"
 	}
 	uri := "/"
 	if v, present := r.Header["X-Forwarded-Uri"]; present {
 		if len(v) != 1 {
-			return t, false
+			return t, "two X-Forwarded-Uri headers"
 		}
 		uri = v[0]
 	}
-	if !h.setURI(&t, uri) {
-		return t, false
+	if bad := h.setURI(&t, uri); bad != "" {
+		return t, "X-Forwarded-Uri " + bad
+	}
+	if len(r.Header["X-Forwarded-Method"]) > 1 {
+		return t, "two X-Forwarded-Method headers"
 	}
 	t.method = strings.ToUpper(r.Header.Get("X-Forwarded-Method"))
-	if len(r.Header["X-Forwarded-Method"]) > 1 {
-		return t, false
-	}
 	if t.method == "" {
 		t.method = r.Method
 	}
 	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
-	return t, true
+	return t, ""
 }
 
-func (h *Handler) originalTarget(r *http.Request) (target, bool) {
+// originalTarget reads X-Original-URL and X-Original-Method. It returns the target, or a
+// non-empty reason naming the header that makes the request unusable.
+func (h *Handler) originalTarget(r *http.Request) (target, string) {
 	var t target
-	raw, ok := single(r, "X-Original-Url")
-	if !ok || len(raw) > maxURILen {
-		return t, false
+	v := r.Header["X-Original-Url"]
+	switch {
+	case len(v) == 0:
+		return t, "X-Original-URL missing"
+	case len(v) > 1:
+		return t, "two X-Original-URL headers"
+	case len(v[0]) > maxURILen:
+		return t, "X-Original-URL too long"
 	}
+	raw := v[0]
 	u, err := url.Parse(raw)
 	if err != nil || u.User != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return t, false
+		return t, "X-Original-URL is not an absolute http or https URL"
 	}
 	t.scheme = u.Scheme
+	var ok bool
 	if t.host, ok = CanonicalHost(u.Host, t.scheme); !ok {
-		return t, false
+		return t, "X-Original-URL has no usable host"
+	}
+	if fv := r.Header["X-Forwarded-Host"]; len(fv) > 1 {
+		return t, "two X-Forwarded-Host headers"
 	}
 	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
 		if fhc, ok := CanonicalHost(fh, t.scheme); !ok || fhc != t.host {
-			return t, false // two descriptions that disagree
+			return t, "X-Forwarded-Host disagrees with X-Original-URL" // two descriptions that disagree
 		}
 	}
 	// Judge the exact bytes nginx sent ($request_uri), not net/url's re-encoding of them.
@@ -263,29 +317,33 @@ func (h *Handler) originalTarget(r *http.Request) (target, bool) {
 			uri = "/" + uri
 		}
 	}
-	if !h.setURI(&t, uri) {
-		return t, false
+	if bad := h.setURI(&t, uri); bad != "" {
+		return t, "X-Original-URL " + bad
+	}
+	if len(r.Header["X-Original-Method"]) > 1 {
+		return t, "two X-Original-Method headers"
 	}
 	t.method = strings.ToUpper(r.Header.Get("X-Original-Method"))
-	if len(r.Header["X-Original-Method"]) > 1 {
-		return t, false
-	}
 	if t.method == "" {
 		t.method = http.MethodGet
 	}
 	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
-	return t, true
+	return t, ""
 }
 
 // setURI validates a request URI (path and query), normalises the path for the rules and keeps
-// the original for rd.
-func (h *Handler) setURI(t *target, uri string) bool {
-	if len(uri) == 0 || len(uri) > maxURILen || uri[0] != '/' {
-		return false
+// the original for rd. It returns "" or what is wrong with the URI, worded to follow the name
+// of the header that carried it.
+func (h *Handler) setURI(t *target, uri string) string {
+	switch {
+	case len(uri) == 0 || uri[0] != '/':
+		return "does not start with /"
+	case len(uri) > maxURILen:
+		return "is too long"
 	}
 	for i := 0; i < len(uri); i++ {
 		if c := uri[i]; c <= ' ' || c == 0x7f {
-			return false
+			return "contains a space or control character"
 		}
 	}
 	rawPath := uri
@@ -294,10 +352,14 @@ func (h *Handler) setURI(t *target, uri string) bool {
 	}
 	p, err := NormalizePath(rawPath)
 	if err != nil {
-		return false
+		var pe *pathError
+		if errors.As(err, &pe) {
+			return "has an ambiguous path: " + pe.reason
+		}
+		return "has an ambiguous path"
 	}
 	t.path, t.uri = p, uri
-	return true
+	return ""
 }
 
 // finish writes the answer for a decision and records it.

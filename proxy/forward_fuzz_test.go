@@ -88,12 +88,13 @@ func FuzzForwardHeaders(f *testing.F) {
 
 		for _, r := range []*http.Request{fwd, req} {
 			var tg target
-			var ok bool
+			var bad string
 			if r == fwd {
-				tg, ok = h.forwardTarget(r)
+				tg, bad = h.forwardTarget(r)
 			} else {
-				tg, ok = h.originalTarget(r)
+				tg, bad = h.originalTarget(r)
 			}
+			ok := bad == ""
 			if ok {
 				if c, cok := CanonicalHost(tg.host, tg.scheme); !cok || c != tg.host {
 					t.Fatalf("target host %q is not canonical (%q)", tg.host, c)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -33,7 +34,7 @@ type Options struct {
 
 // Route sends a host's requests to an upstream in reverse-proxy mode.
 type Route struct {
-	Host     string // canonical (CanonicalHost)
+	Host     string // as in the config; without a port: that host on any port, with one: only that port
 	Upstream *url.URL
 }
 
@@ -54,7 +55,7 @@ type Handler struct {
 	opts       Options
 	auth       *auth.Service
 	authRoutes http.Handler
-	routes     map[string]*upstream
+	routes     map[routeKey]*upstream
 	loginURL   string
 	portalHost string
 	// untrustedLog limits the untrusted-peer warning: a scanner must not be able to flood the log.
@@ -88,14 +89,19 @@ func New(opts Options) (*Handler, error) {
 		opts:       opts,
 		auth:       opts.Auth,
 		authRoutes: opts.Auth.Routes(),
-		routes:     map[string]*upstream{},
+		routes:     map[routeKey]*upstream{},
 		loginURL:   opts.PublicURL.Scheme + "://" + opts.PublicURL.Host + "/.latchkey/login",
 		portalHost: portal,
 		// A misconfigured proxy shows up at once; a flood costs a few lines a second at most.
 		untrustedLog: rate.NewLimiter(rate.Every(time.Second), 5),
 	}
 	for _, rt := range opts.Routes {
-		h.routes[rt.Host] = h.newUpstream(rt)
+		c, ok := CanonicalHost(rt.Host, "")
+		if !ok {
+			return nil, fmt.Errorf("proxy: route host %q is not a host name", rt.Host)
+		}
+		name, port := hostAndPort(c)
+		h.routes[routeKey{name, port}] = h.newUpstream(rt)
 	}
 	return h, nil
 }

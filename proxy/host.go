@@ -184,3 +184,37 @@ func splitCanonicalHost(h string) (name, port string, ok bool) {
 	}
 	return h[:i], h[i+1:], true
 }
+
+// hostAndPort splits a host returned by CanonicalHost into its name (a DNS name, or an IP
+// literal without brackets) and its explicit port ("" when none). Unlike splitCanonicalHost it
+// accepts IP literals, for exact comparisons.
+func hostAndPort(h string) (name, port string) {
+	if h != "" && h[0] == '[' {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return h, ""
+		}
+		name = h[1:end]
+		if rest := h[end+1:]; len(rest) > 1 && rest[0] == ':' {
+			port = rest[1:]
+		}
+		return name, port
+	}
+	if strings.Count(h, ":") == 1 {
+		i := strings.IndexByte(h, ':')
+		return h[:i], h[i+1:]
+	}
+	return h, "" // a name without port, or a bare IPv6 literal
+}
+
+// defaultPort is the port a request of scheme reaches when its host names none; "" when the
+// scheme has no default (the port is then unknown, and a rule naming a port never matches).
+func defaultPort(scheme string) string {
+	switch {
+	case strings.EqualFold(scheme, "https"):
+		return "443"
+	case strings.EqualFold(scheme, "http"):
+		return "80"
+	}
+	return ""
+}

@@ -106,7 +106,8 @@ func TestPUB05HostCanonicalization(t *testing.T) {
 		{"unknown host", "unknown.example.com", -1},
 		{"empty host", "", -2},
 		{"suffix trick", "admin.example.com.evil.com", -1},
-		{"other port", "admin.example.com:8443", -1},
+		// A rule without a port covers its host on every port (issue 16): never the default policy.
+		{"other port", "admin.example.com:8443", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +121,7 @@ func TestPUB05HostCanonicalization(t *testing.T) {
 			if tt.wantIndex == -2 {
 				t.Fatalf("CanonicalHost(%q) = %q, want refusal", tt.host, h)
 			}
-			r := rs.Match(&Request{Method: "GET", Host: h, Path: "/"})
+			r := rs.Match(&Request{Method: "GET", Scheme: "https", Host: h, Path: "/"})
 			if r.Index != tt.wantIndex {
 				t.Fatalf("host %q matched rule %d, want %d", tt.host, r.Index, tt.wantIndex)
 			}

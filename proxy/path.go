@@ -32,9 +32,13 @@ var (
 
 // NormalizePath takes the raw, still percent-encoded request path (no query, no fragment) and
 // returns the percent-decoded path with dot segments removed and duplicate slashes collapsed
-// (path.Clean semantics): the result starts with "/" and has no trailing slash except for the
-// root. An empty path is "/". Encoded dot segments are decoded first and then removed, so
-// "/public/%2e%2e/admin" is "/admin".
+// (path.Clean semantics), keeping a trailing slash: the result starts with "/", and ends with
+// "/" exactly when the request names a directory (it ends with "/", "/." or "/.."; RFC 3986
+// remove_dot_segments reads "/admin/x/.." as "/admin/"). So "/admin/", "//admin/",
+// "/./admin/", "/x/../admin/", "/%61dmin/" and "/admin//" are all "/admin/", and a rule
+// "^/admin/" covers each; "/admin" stays "/admin", a different path (issue 16). An empty path
+// is "/". Encoded dot segments are decoded first and then removed, so "/public/%2e%2e/admin"
+// is "/admin". Letter case is kept: paths are case-sensitive.
 //
 // It returns an error wrapping ErrAmbiguousPath, and never a guess, for: a path not starting
 // with "/"; an encoded slash (%2F); a backslash raw or encoded (IIS and some Windows upstreams
@@ -67,8 +71,8 @@ func NormalizePath(raw string) (string, error) {
 }
 
 // isCanonicalPath reports whether raw (starting with "/") is plain ASCII with nothing to
-// decode, no refused byte, no empty or dot segment and no trailing slash, so that
-// NormalizePath would return it unchanged. Any doubt sends the caller to normalizeSlow,
+// decode, no refused byte, and no dot segment or empty segment (apart from the one after a
+// trailing slash), so that NormalizePath would return it unchanged. Any doubt sends the caller to normalizeSlow,
 // which is the authority on errors.
 func isCanonicalPath(raw string) bool {
 	if raw == "/" {
@@ -78,7 +82,11 @@ func isCanonicalPath(raw string) bool {
 	for i := 1; i <= len(raw); i++ {
 		if i == len(raw) || raw[i] == '/' {
 			switch raw[seg:i] {
-			case "", ".", "..":
+			case "":
+				if i < len(raw) {
+					return false // "//"
+				}
+			case ".", "..":
 				return false
 			}
 			seg = i + 1
@@ -155,7 +163,14 @@ func normalizeSlow(raw string) (string, error) {
 			}
 		}
 	}
-	return path.Clean(string(buf)), nil
+	dir := len(buf) > 0 && buf[len(buf)-1] == '/' ||
+		len(buf) >= 2 && string(buf[len(buf)-2:]) == "/." ||
+		len(buf) >= 3 && string(buf[len(buf)-3:]) == "/.."
+	p := path.Clean(string(buf))
+	if dir && p != "/" {
+		p += "/"
+	}
+	return p, nil
 }
 
 func unhex(c byte) (byte, bool) {

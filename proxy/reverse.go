@@ -9,8 +9,6 @@ import (
 	"net/http/httputil"
 	"strings"
 	"time"
-
-	"github.com/latchkeyhq/latchkey/auth"
 )
 
 // upstream is one route's reverse proxy.
@@ -19,8 +17,14 @@ type upstream struct {
 	proxy *httputil.ReverseProxy
 }
 
-// identityKey is where serveUpstream hands the decision to the Rewrite hook.
+// identityKey is where serveUpstream hands the decision and the judged path to the Rewrite hook.
 type identityKey struct{}
+
+// forwarded is what serveUpstream decided about a request it proxies.
+type forwarded struct {
+	d    Decision
+	path string // normalised, as the rules saw it
+}
 
 func (h *Handler) newUpstream(rt Route) *upstream {
 	transport := &http.Transport{
@@ -40,16 +44,22 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 		// Rewrite (not Director): the standard library drops the client's X-Forwarded-* and
 		// hop-by-hop headers before this runs.
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			if fw, ok := pr.In.Context().Value(identityKey{}).(*forwarded); ok {
+				// The upstream gets the path the rules judged, in its normalised form, so
+				// that it cannot read "/public/%2e%2e/admin" or "//admin/" differently
+				// (issue 16). The query is passed as it came.
+				pr.Out.URL.Path, pr.Out.URL.RawPath = fw.path, ""
+			}
 			pr.SetURL(rt.Upstream)
 			pr.Out.Host = pr.In.Host // dashboards build links from the Host they were asked for
 			h.setForwarded(pr)
 			scrubIdentity(pr.Out.Header)
 			removeCookie(pr.Out, h.opts.CookieName)
-			if d, ok := pr.In.Context().Value(identityKey{}).(*Decision); ok {
-				if d.Identity.Method == auth.MethodToken {
-					pr.Out.Header.Del("Authorization") // the token never reaches the upstream
-				}
-				setIdentity(pr.Out.Header, d.Identity)
+			// A Latchkey token never reaches the upstream, whatever the decision: also one that
+			// is revoked, or valid for other hosts only, on a bypass path (issue 16).
+			removeLatchkeyBearer(pr.Out.Header)
+			if fw, ok := pr.In.Context().Value(identityKey{}).(*forwarded); ok {
+				setIdentity(pr.Out.Header, fw.d.Identity)
 			}
 		},
 		// No periodic flush: the standard library already flushes responses without a length
@@ -134,6 +144,41 @@ func hasFoldedPrefix(name, prefix string) bool {
 	return true
 }
 
+// IsLatchkeyBearer reports whether an Authorization value carries a Latchkey API token: the
+// scheme Bearer (any case) and a credential starting with "lk_", the fixed prefix of tokens
+// (auth/tokens.go). The shipped nginx and Caddy files remove such a header with the same test
+// before the upstream; other Authorization values pass untouched.
+func IsLatchkeyBearer(v string) bool {
+	v = strings.TrimLeft(v, " \t")
+	const scheme = "bearer"
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return false
+	}
+	rest := v[len(scheme):]
+	cred := strings.TrimLeft(rest, " \t")
+	return len(cred) < len(rest) && strings.HasPrefix(cred, "lk_")
+}
+
+// removeLatchkeyBearer drops every Authorization value that carries a Latchkey token and keeps
+// the others.
+func removeLatchkeyBearer(hd http.Header) {
+	vs, ok := hd["Authorization"]
+	if !ok {
+		return
+	}
+	kept := vs[:0:0]
+	for _, v := range vs {
+		if !IsLatchkeyBearer(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		delete(hd, "Authorization")
+		return
+	}
+	hd["Authorization"] = kept
+}
+
 // removeCookie drops the session cookie from the Cookie header and keeps every other cookie.
 func removeCookie(r *http.Request, name string) {
 	lines := r.Header["Cookie"]
@@ -168,12 +213,17 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	// r.Host is what net/http took from an absolute request line, or else the one Host header
+	// (it refuses two). The route and the rules both use it, name and port, so they cannot
+	// disagree (issue 16). Latchkey has one listener, so the port a request names is the only
+	// thing that can tell "app:8443" from "app" apart; it is not the listener's port, which a
+	// port mapping (docker -p 8080:9000) makes differ from what browsers use.
 	host, ok := CanonicalHost(r.Host, scheme)
 	if !ok {
 		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This request has no usable Host.")
 		return
 	}
-	up := h.routes[host]
+	up := h.route(host, scheme)
 	if up == nil {
 		if host == h.portalHost && (r.URL.Path == "/" || r.URL.Path == "") {
 			http.Redirect(w, r, "/.latchkey/account", http.StatusFound)
@@ -182,25 +232,45 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		h.auth.ErrorPage(w, r, http.StatusNotFound, "Nothing is served at this address.")
 		return
 	}
-	t := target{method: r.Method, scheme: h.opts.PublicURL.Scheme, host: host}
-	if !h.setURI(&t, r.URL.RequestURI()) || strings.HasPrefix(t.path, "/.latchkey/") {
+	// The rules see the scheme of this connection, so that a Host without a port has the port
+	// the request really reached (a rule naming :443 does not match plain http on :80).
+	t := target{method: r.Method, scheme: scheme, host: host}
+	if h.setURI(&t, r.URL.RequestURI()) != "" || strings.HasPrefix(t.path, "/.latchkey/") {
 		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This address could mean different things to different servers, so it is refused.")
 		return
 	}
 	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
 	d := h.decide(r, &t)
 	if !d.Allowed() {
+		t.scheme = h.opts.PublicURL.Scheme // the login page sends the browser back over public_url's scheme
 		h.finish(w, r, "proxy", start, &t, d, true)
 		return
 	}
 	h.opts.Metrics.Authz("proxy", "allowed", time.Since(start))
 	rec := &statusRecorder{ResponseWriter: w}
 	r = h.rollDeadlines(rec, r)
-	ctx := context.WithValue(r.Context(), identityKey{}, &d)
+	ctx := context.WithValue(r.Context(), identityKey{}, &forwarded{d: d, path: t.path})
 	upstreamStart := time.Now() // the upstream histogram excludes the access check
 	up.proxy.ServeHTTP(rec, r.WithContext(ctx))
 	h.opts.Metrics.Upstream(up.name, rec.status, time.Since(upstreamStart))
 }
+
+// route finds the upstream for a canonical host with the port semantics of rules: a route
+// naming a port serves only that port; one without serves its host on any port. An exact
+// host:port route wins over a port-less one.
+func (h *Handler) route(host, scheme string) *upstream {
+	name, port := hostAndPort(host)
+	if port == "" {
+		port = defaultPort(scheme)
+	}
+	if up := h.routes[routeKey{name, port}]; up != nil {
+		return up
+	}
+	return h.routes[routeKey{name, ""}]
+}
+
+// routeKey is a route's host name and port ("" for any port).
+type routeKey struct{ name, port string }
 
 // rollDeadlines turns the server's read and write timeouts, which bound a whole request, into
 // bounds on each read of the request body and each write of the response. A proxied request may

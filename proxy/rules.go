@@ -52,7 +52,7 @@ func (p Policy) String() string {
 // RuleConfig is one entry of access_control.rules as written in the config file; cmd/latchkey
 // decodes YAML into it. Empty lists match anything.
 type RuleConfig struct {
-	Hosts    []string `mapstructure:"hosts"`    // exact ("grafana.example.com") or "*.example.com" (subdomains, never the apex)
+	Hosts    []string `mapstructure:"hosts"`    // exact ("grafana.example.com") or "*.example.com" (subdomains, never the apex); without a port: any port, with one: only that port
 	Paths    []string `mapstructure:"paths"`    // Go regular expressions, search semantics, on the normalised path; any of
 	Methods  []string `mapstructure:"methods"`  // any of, case-insensitive
 	Networks []string `mapstructure:"networks"` // CIDRs or addresses of the client (see TrustedProxies.ClientAddr); any of
@@ -75,7 +75,7 @@ type Rule struct {
 	DeviceBound    bool
 	Authenticators []string // lower-case canonical UUIDs
 
-	hosts     []string // canonical exact hosts
+	hosts     []hostPattern // exact hosts
 	wildcards []wildcard
 	paths     []*regexp.Regexp
 	methods   []string // upper case
@@ -84,10 +84,16 @@ type Rule struct {
 	users     []string
 }
 
+// hostPattern is a compiled exact host: a canonical name (DNS name or IP literal, without
+// brackets) and the port the rule names, "" for any port.
+type hostPattern struct {
+	name, port string
+}
+
 // wildcard is a compiled "*.example.com[:port]" pattern.
 type wildcard struct {
 	suffix string // ".example.com"
-	port   string // "" for the default port
+	port   string // "" for any port
 }
 
 // Allows reports whether a signed-in subject satisfies the rule's users and groups: true when
@@ -152,22 +158,25 @@ func CompileRules(rules []RuleConfig, defaultPolicy string) (*Rules, error) {
 		r.Policy = p
 
 		for j, h := range rc.Hosts {
+			// No scheme: a port written in the rule is kept as written, ":443" included, so
+			// that it means exactly that port (issue 16); a rule without a port matches any.
 			if rest, ok := strings.CutPrefix(h, "*."); ok {
-				c, ok := CanonicalHost(rest, "https")
+				c, ok := CanonicalHost(rest, "")
 				name, port, split := splitCanonicalHost(c)
 				if !ok || !split {
-					bad("%s.hosts[%d]: invalid host pattern %q", key, j, h)
+					bad("%s.hosts[%d]: invalid host pattern %q%s", key, j, h, hostHint(h))
 					continue
 				}
 				r.wildcards = append(r.wildcards, wildcard{suffix: "." + name, port: port})
 				continue
 			}
-			c, ok := CanonicalHost(h, "https")
+			c, ok := CanonicalHost(h, "")
 			if !ok {
-				bad("%s.hosts[%d]: invalid host %q", key, j, h)
+				bad("%s.hosts[%d]: invalid host %q%s", key, j, h, hostHint(h))
 				continue
 			}
-			r.hosts = append(r.hosts, c)
+			name, port := hostAndPort(c)
+			r.hosts = append(r.hosts, hostPattern{name: name, port: port})
 		}
 
 		for j, expr := range rc.Paths {
@@ -236,12 +245,15 @@ func CompileRules(rules []RuleConfig, defaultPolicy string) (*Rules, error) {
 	return rs, nil
 }
 
-// Request is what rules are matched against. Host must already be canonical (CanonicalHost)
-// and Path normalised (NormalizePath); Client is meaningful only when ClientOK.
+// Request is what rules are matched against. Host must already be canonical (CanonicalHost
+// for Scheme) and Path normalised (NormalizePath); Client is meaningful only when ClientOK.
+// Scheme ("http" or "https") gives the port of a Host without one, so that a rule naming
+// "app.example.com:443" matches "https://app.example.com/"; with no Scheme such a Host has no
+// known port and matches only rules without a port.
 type Request struct {
-	Method, Host, Path string
-	Client             netip.Addr
-	ClientOK           bool
+	Method, Scheme, Host, Path string
+	Client                     netip.Addr
+	ClientOK                   bool
 }
 
 // Match returns the first rule whose hosts, paths, methods and networks all match req (an
@@ -262,33 +274,49 @@ func (rs *Rules) Match(req *Request) *Rule {
 
 // matches checks the cheap conditions first and the regular expressions last.
 func (r *Rule) matches(req *Request) bool {
-	return r.matchHost(req.Host) && r.matchMethod(req.Method) &&
+	return r.matchHost(req.Host, req.Scheme) && r.matchMethod(req.Method) &&
 		r.matchNetwork(req) && r.matchPath(req.Path)
 }
 
-func (r *Rule) matchHost(h string) bool {
+// matchHost compares the host name exactly (both are canonical: lower case, no trailing dot)
+// and the port only when the rule names one, against the request's explicit port or its
+// scheme's default. It does not allocate.
+func (r *Rule) matchHost(h, scheme string) bool {
 	if len(r.hosts) == 0 && len(r.wildcards) == 0 {
 		return true
 	}
+	name, port := hostAndPort(h)
+	if port == "" {
+		port = defaultPort(scheme)
+	}
 	for _, e := range r.hosts {
-		if h == e {
+		if name == e.name && (e.port == "" || e.port == port) {
 			return true
 		}
 	}
-	if len(r.wildcards) == 0 {
-		return false
-	}
-	name, port, ok := splitCanonicalHost(h)
-	if !ok {
-		return false
+	if len(r.wildcards) == 0 || strings.IndexByte(name, ':') >= 0 {
+		return false // wildcards never apply to IP literals
 	}
 	for _, w := range r.wildcards {
 		// len > len(suffix) keeps the apex out: "*.example.com" never matches "example.com".
-		if port == w.port && len(name) > len(w.suffix) && strings.HasSuffix(name, w.suffix) {
+		if (w.port == "" || w.port == port) && len(name) > len(w.suffix) && strings.HasSuffix(name, w.suffix) {
 			return true
 		}
 	}
 	return false
+}
+
+// hostHint explains the usual reason a host in the config is refused.
+func hostHint(h string) string {
+	for i := 0; i < len(h); i++ {
+		if h[i] >= 0x80 {
+			return " (write an internationalised name in its ASCII form, xn--..., as browsers send it)"
+		}
+	}
+	if strings.Contains(h, "/") {
+		return " (a host name, not a URL)"
+	}
+	return ""
 }
 
 // matchMethod compares case-insensitively although HTTP methods are case-sensitive: some
@@ -341,12 +369,21 @@ func (rs *Rules) Hosts() []string {
 	}
 	for i := range rs.rules {
 		r := &rs.rules[i]
-		for _, h := range r.hosts {
-			add(h)
+		for _, e := range r.hosts {
+			h := e.name
+			if strings.IndexByte(h, ':') >= 0 {
+				h = "[" + h + "]"
+			}
+			if e.port != "" {
+				h += ":" + e.port
+			}
+			if c, ok := CanonicalHost(h, "https"); ok {
+				add(c)
+			}
 		}
 		for _, w := range r.wildcards {
 			h := "*" + w.suffix
-			if w.port != "" {
+			if w.port != "" && w.port != "443" {
 				h += ":" + w.port
 			}
 			add(h)

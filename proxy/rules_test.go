@@ -79,7 +79,7 @@ func TestRulesMatch(t *testing.T) {
 		{"wildcard deeper subdomain", Request{Method: "HEAD", Host: "b.a.apps.example.com", Path: "/"}, 2, PolicyBypass},
 		{"wildcard never apex", Request{Method: "GET", Host: "apps.example.com", Path: "/"}, -1, PolicyBypass},
 		{"wildcard dot boundary", Request{Method: "GET", Host: "evilapps.example.com", Path: "/"}, -1, PolicyBypass},
-		{"wildcard not with other port", Request{Method: "GET", Host: "a.apps.example.com:8443", Path: "/"}, -1, PolicyBypass},
+		{"wildcard without port, any port", Request{Method: "GET", Host: "a.apps.example.com:8443", Path: "/"}, 2, PolicyBypass},
 		{"method lower case folds", Request{Method: "get", Host: "a.apps.example.com", Path: "/"}, 2, PolicyBypass},
 		{"method miss falls through", Request{Method: "POST", Host: "a.apps.example.com", Path: "/"}, 3, PolicyPasskey},
 		{"network match", Request{Method: "GET", Host: "lan.example.com", Path: "/", Client: lan, ClientOK: true}, 4, PolicyBypass},
@@ -89,12 +89,15 @@ func TestRulesMatch(t *testing.T) {
 		{"network miss", Request{Method: "GET", Host: "lan.example.com", Path: "/", Client: netip.MustParseAddr("203.0.113.9"), ClientOK: true}, 5, PolicyDeny},
 		{"network no client", Request{Method: "GET", Host: "lan.example.com", Path: "/", Client: lan, ClientOK: false}, 5, PolicyDeny},
 		{"network invalid client", Request{Method: "GET", Host: "lan.example.com", Path: "/", ClientOK: true}, 5, PolicyDeny},
-		{"exact host canonicalised", Request{Method: "GET", Host: "grafana.example.com", Path: "/"}, 6, PolicyPasskey},
+		{"exact host canonicalised", Request{Method: "GET", Scheme: "https", Host: "grafana.example.com", Path: "/"}, 6, PolicyPasskey},
+		{"rule port 443 is not plain http", Request{Method: "GET", Scheme: "http", Host: "grafana.example.com", Path: "/"}, -1, PolicyBypass},
+		{"rule port 443 and an unknown scheme", Request{Method: "GET", Host: "grafana.example.com", Path: "/"}, -1, PolicyBypass},
+		{"rule port 443 and explicit port", Request{Method: "GET", Scheme: "http", Host: "grafana.example.com:443", Path: "/"}, 6, PolicyPasskey},
 		{"exact host with port", Request{Method: "GET", Host: "grafana.example.com:8443", Path: "/"}, 6, PolicyPasskey},
 		{"exact host other port", Request{Method: "DELETE", Host: "grafana.example.com:9000", Path: "/api/x"}, 7, PolicyDeny},
 		{"any host rule", Request{Method: "DELETE", Host: "other.example.net", Path: "/api/v1"}, 7, PolicyDeny},
 		{"wildcard with port", Request{Method: "GET", Host: "x.example.org:8443", Path: "/"}, 8, PolicyPasskey},
-		{"wildcard with port needs port", Request{Method: "GET", Host: "x.example.org", Path: "/"}, -1, PolicyBypass},
+		{"wildcard with port needs port", Request{Method: "GET", Scheme: "https", Host: "x.example.org", Path: "/"}, -1, PolicyBypass},
 		{"default policy", Request{Method: "GET", Host: "nothing.example.net", Path: "/"}, -1, PolicyBypass},
 		{"ip literal host", Request{Method: "GET", Host: "[::1]:8443", Path: "/"}, -1, PolicyBypass},
 	}
@@ -108,6 +111,18 @@ func TestRulesMatch(t *testing.T) {
 				t.Fatalf("Match(%+v) = rule %d %v, want %d %v", tt.req, r.Index, r.Policy, tt.index, tt.policy)
 			}
 		})
+	}
+}
+
+// TestCompileRulesHostHints: an internationalised name must be written as browsers send it
+// (punycode), and the error says so.
+func TestCompileRulesHostHints(t *testing.T) {
+	_, err := CompileRules([]RuleConfig{{Hosts: []string{"bücher.example.com", "*.bücher.example.com", "https://x.example.com/"}, Policy: "deny"}}, "")
+	if err == nil || strings.Count(err.Error(), "xn--") != 2 || !strings.Contains(err.Error(), "not a URL") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := CompileRules([]RuleConfig{{Hosts: []string{"xn--bcher-kva.example.com", "*.XN--bcher-kva.example.com:8443"}, Policy: "deny"}}, ""); err != nil {
+		t.Fatal(err)
 	}
 }
 

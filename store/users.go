@@ -88,24 +88,14 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
-// SetUserDisabled disables or enables a user. Disabling also revokes every session of the user.
+// SetUserDisabled disables or enables a user. Disabling is DisableUser: it also ends, for good,
+// the user's sessions, API tokens and unused links.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET disabled = ? WHERE id = ?"), b2i(disabled), id)
-		if err != nil {
-			return fmt.Errorf("store: disable user %s: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("store: user %s: %w", id, ErrNotFound)
-		}
-		if disabled {
-			if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
-				ms(s.now()), id); err != nil {
-				return fmt.Errorf("store: disable user %s: %w", id, err)
-			}
-		}
-		return s.bump(ctx, tx)
-	})
+	if disabled {
+		_, err := s.DisableUser(ctx, id)
+		return err
+	}
+	return s.changeUser(ctx, id, "UPDATE users SET disabled = 0 WHERE id = ?", id)
 }
 
 // DeleteUser removes a user with everything that belongs to them (audit rows stay).

@@ -1,6 +1,7 @@
 // Latchkey admin console: user actions as same-origin JSON requests (the CSRF guard refuses
 // anything else), enrolment links and their QR code shown once. No inline script: the CSP
-// forbids it. A 401 means the admin's passkey check is too old: go through step-up and come back.
+// forbids it. An answer with step_up means the admin's passkey check is too old: it is renewed
+// in place and the action retried.
 "use strict";
 (function () {
   const page = document.getElementById("page");
@@ -20,16 +21,24 @@
     const res = await fetch(path, opts);
     let data = {};
     try { data = await res.json(); } catch (e) { /* empty body */ }
-    if (res.status === 401) {
-      window.location.assign("/.latchkey/login?stepup=1&rd=" + encodeURIComponent(window.location.href));
-      throw new Error(data.error || "Confirm it's you first.");
+    if (!res.ok) {
+      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      err.status = res.status;
+      err.stepUp = data.step_up === true;
+      if (res.status === 401 && !err.stepUp) {
+        // Signed out meanwhile: sign in and come back.
+        window.location.assign("/.latchkey/login?rd=" + encodeURIComponent(window.location.href));
+      }
+      throw err;
     }
-    if (!res.ok) throw new Error(data.error || ("Request failed (" + res.status + ")"));
     return data;
   }
+  // An admin's passkey check older than five minutes is renewed in place (latchkey.js), then the
+  // action runs again.
+  const withStepUp = (window.latchkey && window.latchkey.withStepUp) || (fn => fn());
   async function act(fn, okText) {
     try {
-      const res = await fn();
+      const res = await withStepUp(fn);
       if (okText) say(okText, "ok");
       return res;
     } catch (e) {
@@ -80,7 +89,12 @@
     if (!window.confirm("Remove " + page.dataset.name + " with their passkeys and sessions? This cannot be undone.")) return;
     act(async () => { const res = await call("DELETE", base); window.location.assign(res.redirect || "/.latchkey/admin"); });
   });
-  on("sessions-revoke-all", () => act(async () => { await call("POST", base + "/sessions/revoke", { all: true }); window.location.reload(); }));
+  on("sessions-revoke-all", () => act(async () => {
+    const tokens = document.getElementById("revoke-tokens");
+    const res = await call("POST", base + "/sessions/revoke", { all: true, tokens: !tokens || tokens.checked });
+    document.querySelectorAll("#sessions li[data-id]").forEach(li => li.remove());
+    say(res.message || "Signed out everywhere.", "ok");
+  }));
   document.querySelectorAll("[data-admin-action]").forEach(b => b.addEventListener("click", () => {
     const li = b.closest("li");
     if (b.dataset.adminAction === "passkey-remove") {

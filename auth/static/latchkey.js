@@ -3,6 +3,34 @@
 // manual base64url conversion elsewhere.
 "use strict";
 (function () {
+  // A portal configured as http://localhost only works in a browser on the same machine: a
+  // browser elsewhere (a headless server reached by its address) gets no passkeys. Say how to
+  // reach it instead of failing at the first passkey request.
+  const portal = document.body && document.body.dataset.portal;
+  if (portal) {
+    try {
+      const u = new URL(portal);
+      const local = u.hostname === "localhost" || u.hostname.endsWith(".localhost") || u.hostname === "127.0.0.1" || u.hostname === "[::1]";
+      if (local && location.origin !== u.origin) {
+        const port = u.port || (u.protocol === "https:" ? "443" : "80");
+        const note = document.createElement("div");
+        note.id = "tunnel-hint";
+        note.className = "warning";
+        note.setAttribute("role", "alert");
+        const p1 = document.createElement("p");
+        p1.textContent = "This Latchkey is set up for " + u.origin + ", which works only in a browser on the machine it runs on. " +
+          "To use it from this computer, open an SSH tunnel, then open " + u.origin + "/ here:";
+        const code = document.createElement("code");
+        code.textContent = "ssh -L " + port + ":localhost:" + port + " you@" + location.hostname;
+        const p2 = document.createElement("p");
+        p2.textContent = "Or set server.public_url to an https address that this browser can reach.";
+        note.append(p1, code, p2);
+        const brand = document.querySelector("main .brand");
+        if (brand) brand.after(note); else if (document.querySelector("main")) document.querySelector("main").prepend(note);
+      }
+    } catch (e) { /* not a URL: nothing to say */ }
+  }
+
   const page = document.getElementById("page");
   if (!page) return;
   const statusEl = document.getElementById("status");
@@ -78,10 +106,42 @@
     if (!res.ok) {
       const err = new Error(data.error || ("Request failed (" + res.status + ")"));
       err.status = res.status;
+      err.stepUp = data.step_up === true;
       throw err;
     }
     return data;
   }
+
+  // --- step-up, inline ---
+  // Account-changing actions answer {"step_up": true} when this session's last passkey check is
+  // more than five minutes old. stepUp runs the same ceremony as the login page's step-up mode
+  // (it refreshes this session, it never makes a new one) right here, and withStepUp retries the
+  // action once after it: no reload, no navigation, nothing typed.
+  async function stepUp() {
+    const opts = await api("/.latchkey/api/login/begin", { step_up: true });
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(opts.publicKey) });
+    if (!cred) throw Object.assign(new Error("No passkey was used."), { name: "NotAllowedError" });
+    await api("/.latchkey/api/login/finish", credentialJSON(cred));
+  }
+  async function withStepUp(fn) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!e.stepUp) throw e;
+    }
+    say("Confirm it's you with your passkey…");
+    await stepUp();
+    say("Confirmed.", "ok");
+    try {
+      return await fn();
+    } catch (e) {
+      // Some browsers allow one passkey prompt per click: the check is done, a second press works.
+      if (e && e.name === "NotAllowedError") e = Object.assign(new Error("Confirmed. Press the button again to finish."), { status: 1 });
+      throw e;
+    }
+  }
+  // Other page scripts (tokens, admin) use the same helpers; they load after this one.
+  window.latchkey = { api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say };
 
   // Turns an exception into words a person can act on: WebAuthn errors by name, server
   // answers by their message (the server's words are meant for people), never a stack trace.
@@ -165,6 +225,13 @@
       }
     }
 
+    // Enter in the account field does what the button does: the field only exists to receive
+    // the browser's passkey autofill, so there is nothing else for Enter to submit.
+    const username = document.getElementById("username");
+    if (username) username.addEventListener("keydown", ev => {
+      if (ev.key === "Enter") { ev.preventDefault(); if (!button.disabled) button.click(); }
+    });
+
     button.addEventListener("click", async () => {
       if (conditional) { conditional.abort(); conditional = null; }
       button.disabled = true;
@@ -182,6 +249,20 @@
         if (ok) return login("conditional");
       }).catch(e => say(explain(e), "error"));
     }
+  }
+
+  // --- sign-out confirmation ---
+  if (page.dataset.page === "logout") {
+    const button = document.getElementById("logout-confirm");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const rd = page.dataset.rd || "";
+        const res = await api("/.latchkey/logout" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), {});
+        say("Signed out.", "ok");
+        window.location.assign(res.redirect || "/.latchkey/login");
+      } catch (e) { say(explain(e), "error"); button.disabled = false; }
+    });
   }
 
   // --- enrolment page ---
@@ -246,23 +327,41 @@
   // --- account page ---
   if (page.dataset.page === "account") {
     const act = async (fn, okText) => {
-      try { const res = await fn(); if (okText) say(okText, "ok"); return res; } catch (e) { say(explain(e), "error"); }
+      try { const res = await withStepUp(fn); if (okText) say(okText, "ok"); return res; } catch (e) { say(explain(e), "error"); }
     };
     document.getElementById("passkey-add").addEventListener("click", () => act(async () => {
       say("Follow your browser's prompt…");
       await register("");
       window.location.reload();
     }));
-    document.getElementById("codes-regenerate").addEventListener("click", () => act(async () => {
+    document.getElementById("codes-regenerate").addEventListener("click", () => {
       if (!window.confirm("Make new recovery codes? The old ones stop working.")) return;
-      const res = await api("/.latchkey/api/recovery-codes", {});
-      showCodes(res.recovery_codes);
-      const left = document.getElementById("codes-left");
-      if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
-    }));
+      act(async () => {
+        const res = await api("/.latchkey/api/recovery-codes", {});
+        showCodes(res.recovery_codes);
+        const left = document.getElementById("codes-left");
+        if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
+      }, "New recovery codes made. Store them now.");
+    });
+    const emailForm = document.getElementById("email-change");
+    if (emailForm) emailForm.addEventListener("submit", ev => {
+      ev.preventDefault();
+      const input = document.getElementById("email-input");
+      act(async () => {
+        const res = await api("/.latchkey/api/account/email", { email: input.value.trim() });
+        input.value = res.email;
+        const shown = document.getElementById("account-email");
+        if (shown) shown.textContent = res.email || "none";
+      }, input.value.trim() ? "E-mail address saved." : "E-mail address removed.");
+    });
     document.getElementById("revoke-all").addEventListener("click", () => act(async () => {
-      const res = await api("/.latchkey/api/sessions/revoke-all", {});
-      window.location.assign(res.redirect || "/.latchkey/login");
+      const tokens = document.getElementById("revoke-tokens");
+      const res = await api("/.latchkey/api/sessions/revoke-all", { tokens: !tokens || tokens.checked });
+      // This browser is signed out too. The page stays to say what ended, with the way back in.
+      page.querySelectorAll("section, #logout").forEach(el => { el.hidden = true; });
+      const again = document.getElementById("sign-in-again");
+      if (again) { again.href = res.redirect || "/.latchkey/login"; again.hidden = false; }
+      say((res.message || "Signed out everywhere.") + " This browser is signed out as well.", "ok");
     }));
     document.getElementById("logout").addEventListener("click", () => act(async () => {
       const res = await api("/.latchkey/logout", {});

@@ -18,9 +18,18 @@
     const res = await fetch(path, opts);
     let data = {};
     try { data = await res.json(); } catch (e) { /* empty body */ }
-    if (!res.ok) throw new Error(data.error || ("Request failed (" + res.status + ")"));
+    if (!res.ok) {
+      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      err.status = res.status;
+      err.stepUp = data.step_up === true;
+      throw err;
+    }
     return data;
   }
+  // A new token needs a passkey check from the last five minutes: latchkey.js runs it in place
+  // and the request is made again (latchkey.js loads first; without it, the error is shown).
+  const withStepUp = (window.latchkey && window.latchkey.withStepUp) || (fn => fn());
+  const explain = (window.latchkey && window.latchkey.explain) || (e => e.message);
 
   document.getElementById("token-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -28,14 +37,14 @@
     const hosts = document.getElementById("token-hosts").value.split(/[\s,]+/).filter(Boolean);
     const expires = document.getElementById("token-expiry").value;
     try {
-      const res = await call("POST", "/.latchkey/api/tokens", { name: name, hosts: hosts, expires_in: expires });
+      const res = await withStepUp(() => call("POST", "/.latchkey/api/tokens", { name: name, hosts: hosts, expires_in: expires }));
       document.getElementById("token-value").textContent = res.token;
       document.getElementById("token-new").hidden = false;
       document.getElementById("token-copy").onclick = () => navigator.clipboard &&
         navigator.clipboard.writeText(res.token).then(() => say("Token copied.", "ok"));
       say("Token created. Copy it now: it is not shown again.", "ok");
     } catch (e) {
-      say(e.message, "error");
+      say(explain(e), "error");
     }
   });
 

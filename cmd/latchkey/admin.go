@@ -11,9 +11,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/auth"
 	"github.com/latchkeyhq/latchkey/store"
 )
@@ -47,8 +47,10 @@ func publicURL(cfg Config) *url.URL {
 	return u
 }
 
-func audit(ctx context.Context, st *store.Store, userID, event, detail string) {
-	_ = st.Audit(ctx, store.Event{UserID: userID, Event: event, Detail: detail + " (cli)"})
+// accounts is the one implementation of account operations (package account) that the admin
+// console uses too, acting as "cli".
+func accounts(cfg Config, st *store.Store) *account.Service {
+	return account.New(st, account.Options{PublicURL: publicURL(cfg)})
 }
 
 func newUserCommand() *cobra.Command {
@@ -60,23 +62,14 @@ func newUserCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, func(ctx context.Context, cfg Config, st *store.Store) error {
-				name := strings.TrimSpace(args[0])
-				if err := validUserName(name); err != nil {
+				u, link, err := accounts(cfg, st).AddUser(ctx, account.CLI, account.NewUser{Name: args[0], DisplayName: display,
+					Email: email, Groups: account.SplitGroups(groups)})
+				if errors.Is(err, account.ErrUserExists) {
+					return fmt.Errorf("a user named %q exists; use `latchkey user invite %s` for a new enrolment link", u.Name, clean(u.Name))
+				} else if err != nil {
 					return err
 				}
-				u := store.User{ID: uuid.NewString(), Name: name, DisplayName: display, Email: email, Groups: splitGroups(groups)}
-				if err := st.CreateUser(ctx, u); err != nil {
-					if errors.Is(err, store.ErrConflict) {
-						return fmt.Errorf("a user named %q exists; use `latchkey user invite %s` for a new enrolment link", name, name)
-					}
-					return err
-				}
-				audit(ctx, st, u.ID, "user_created", "")
-				link, err := auth.NewEnrolmentLink(ctx, st, publicURL(cfg), u.ID, time.Now())
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Created user %s. Send them this one-time enrolment link (valid %s):\n%s\n", name, enrolValidity(), link)
+				fmt.Fprintf(cmd.OutOrStdout(), "Created user %s. Send them this one-time enrolment link (valid %s):\n%s\n", u.Name, enrolValidity(), link)
 				return nil
 			})
 		},
@@ -94,11 +87,10 @@ func newUserCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if u.Disabled {
+				link, err := accounts(cfg, st).Invite(ctx, account.CLI, u)
+				if errors.Is(err, account.ErrDisabled) {
 					return fmt.Errorf("user %q is disabled; enable them first", u.Name)
-				}
-				link, err := auth.NewEnrolmentLink(ctx, st, publicURL(cfg), u.ID, time.Now())
-				if err != nil {
+				} else if err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "New enrolment link for %s (valid %s; earlier links no longer work):\n%s\n", u.Name, enrolValidity(), link)
@@ -145,10 +137,9 @@ func newUserCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := st.DeleteUser(ctx, u.ID); err != nil {
+				if err := accounts(cfg, st).Remove(ctx, account.CLI, u); err != nil {
 					return err
 				}
-				audit(ctx, st, u.ID, "user_removed", "user "+u.Name)
 				fmt.Fprintf(cmd.OutOrStdout(), "Removed user %s.\n", u.Name)
 				return nil
 			})
@@ -165,46 +156,35 @@ func newUserCommand() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					if err := st.SetUserDisabled(ctx, u.ID, disabled); err != nil {
+					if !disabled {
+						if err := accounts(cfg, st).Enable(ctx, account.CLI, u); err != nil {
+							return err
+						}
+						fmt.Fprintf(cmd.OutOrStdout(), "Enabled %s.\n", u.Name)
+						return nil
+					}
+					rv, err := accounts(cfg, st).Disable(ctx, account.CLI, u)
+					if err != nil {
 						return err
 					}
-					event := "user_enabled"
-					if disabled {
-						event = "user_disabled"
-					}
-					audit(ctx, st, u.ID, event, "")
-					fmt.Fprintf(cmd.OutOrStdout(), "%s %s.\n", map[bool]string{true: "Disabled", false: "Enabled"}[disabled], u.Name)
+					fmt.Fprintf(cmd.OutOrStdout(), "Disabled %s. %s; %s.\n", u.Name, account.Summary(rv, true), links(rv.Links))
 					return nil
 				})
 			},
 		}
 	}
 	cmd.AddCommand(add, invite, list, remove,
-		setDisabled("disable", "Disable a user and end their sessions", true),
+		setDisabled("disable", "Disable a user and end their sessions, API tokens and links for good", true),
 		setDisabled("enable", "Enable a disabled user", false))
 	return cmd
 }
 
-func validUserName(name string) error {
-	if name == "" || len(name) > 64 {
-		return errors.New("user name must be 1 to 64 characters")
+// links says how many unused links a revocation expired.
+func links(n int64) string {
+	if n == 1 {
+		return "expired 1 unused link"
 	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
-			return fmt.Errorf("user name %q: use letters, digits and . _ @ - only", name)
-		}
-	}
-	return nil
-}
-
-func splitGroups(s string) []string {
-	var out []string
-	for _, g := range strings.Split(s, ",") {
-		if g = strings.TrimSpace(g); g != "" {
-			out = append(out, g)
-		}
-	}
-	return out
+	return fmt.Sprintf("expired %d unused links", n)
 }
 
 func newPasskeyCommand() *cobra.Command {
@@ -262,10 +242,13 @@ func newPasskeyCommand() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
-				if err := st.DeleteCredential(ctx, "", id); err != nil {
+				owner, err := st.UserByID(ctx, c.UserID)
+				if err != nil {
 					return err
 				}
-				audit(ctx, st, c.UserID, "passkey_removed", "passkey "+c.Name)
+				if err := accounts(cfg, st).RemovePasskey(ctx, account.CLI, owner, id); err != nil {
+					return err
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Removed passkey %q.\n", clean(c.Name))
 				// An admin may remove anyone's last passkey (a stolen device); say what is left.
 				if left, err := st.Credentials(ctx, c.UserID); err == nil && len(left) == 0 {
@@ -326,12 +309,29 @@ func newSessionCommand() *cobra.Command {
 		},
 	}
 	revoke := &cobra.Command{
-		Use:   "revoke NAME [ID]",
-		Short: "End every session of a user, or the one whose ID session list prints",
+		Use:   "revoke NAME [ID] [--tokens]",
+		Short: "End every session of a user (with --tokens, revoke their API tokens too), or the one whose ID session list prints",
 		// Session IDs are base64url and may begin with "-": see idArgs.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, raw []string) error {
-			args, help, err := idArgs(cmd, raw, 1, 2, "latchkey session revoke NAME [ID]")
+			// --tokens is read here, before idArgs: a session ID (22 characters) is never that word.
+			tokens := false
+			rest := make([]string, 0, len(raw))
+			for i, a := range raw {
+				if a == "--" {
+					rest = append(rest, raw[i:]...)
+					break
+				}
+				if a == "--tokens" {
+					tokens = true
+					continue
+				}
+				rest = append(rest, a)
+			}
+			args, help, err := idArgs(cmd, rest, 1, 2, "latchkey session revoke NAME [ID] [--tokens]")
+			if err == nil && tokens && len(args) == 2 {
+				err = &exitError{code: 2, err: errors.New("--tokens goes with revoking every session, not one")}
+			}
 			if err != nil || help {
 				if help {
 					return cmd.Help()
@@ -343,23 +343,22 @@ func newSessionCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				acc := accounts(cfg, st)
 				if len(args) == 2 {
-					if err := st.RevokeSession(ctx, u.ID, args[1]); err != nil {
+					if err := acc.RevokeSession(ctx, account.CLI, u, args[1], false); err != nil {
 						if errors.Is(err, store.ErrNotFound) {
 							return fmt.Errorf("%s has no live session with ID %q", u.Name, args[1])
 						}
 						return err
 					}
-					audit(ctx, st, u.ID, "session_revoked", "one session")
 					fmt.Fprintf(cmd.OutOrStdout(), "Ended session %s of %s.\n", args[1], u.Name)
 					return nil
 				}
-				n, err := st.RevokeSessions(ctx, u.ID)
+				rv, err := acc.RevokeSessions(ctx, account.CLI, u, tokens)
 				if err != nil {
 					return err
 				}
-				audit(ctx, st, u.ID, "sessions_revoked", fmt.Sprintf("%d sessions", n))
-				fmt.Fprintf(cmd.OutOrStdout(), "Ended %d sessions of %s.\n", n, u.Name)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s of %s.\n", account.Summary(rv, tokens), u.Name)
 				return nil
 			})
 		},
@@ -445,11 +444,7 @@ func newConfigCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
-			cfg, err := loadConfig(path)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err != nil {
+			if _, err := checkConfig(path); err != nil {
 				for _, line := range problemLines(err) {
 					fmt.Fprintln(cmd.ErrOrStderr(), line)
 				}

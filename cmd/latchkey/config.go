@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
 	"github.com/latchkeyhq/latchkey/auth"
@@ -186,6 +185,8 @@ func loadConfig(path string) (Config, error) {
 	v.SetEnvPrefix("LATCHKEY")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	// An empty variable is a value: LATCHKEY_METRICS_LISTEN= turns metrics off, as documented.
+	v.AllowEmptyEnv(true)
 	// Viper only consults the environment for keys it knows: register every leaf of the config.
 	for _, key := range configKeys() {
 		v.SetDefault(key, nil)
@@ -199,82 +200,33 @@ func loadConfig(path string) (Config, error) {
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return cfg, fmt.Errorf("config: read %s: %w", path, err)
+			return cfg, &readError{fmt.Errorf("config: read %s: %w", path, err)}
 		}
 	}
 	settings := v.AllSettings()
 	pruneNil(settings)
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		Result:           &cfg,
-		ErrorUnused:      true,
-		WeaklyTypedInput: true,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
-		),
-	})
-	if err != nil {
-		return cfg, err
-	}
-	if err := dec.Decode(settings); err != nil {
-		return cfg, decodeProblems(err)
+	if errs := decodeSettings(settings, &cfg); len(errs) > 0 {
+		return cfg, errors.Join(errs...)
 	}
 	return cfg, nil
 }
 
-// decodeProblems turns mapstructure's nested errors into one error per problem, each starting
-// with the full key ("server.bogus: unknown key", "session.lifetime: ..."), so that
-// `config check` prints one line per problem in the same form as Validate.
-func decodeProblems(err error) error {
-	var out []error
-	root := reflect.TypeOf(Config{}).String()
-	var walk func(err error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		de, ok := err.(*mapstructure.DecodeError)
-		if !ok {
-			if w := errors.Unwrap(err); w != nil && strings.HasPrefix(err.Error(), "decoding failed") {
-				walk(w) // mapstructure's "decoding failed due to the following error(s)" header
-				return
-			}
-			out = append(out, err)
-			return
-		}
-		inner := de.Unwrap()
-		if _, ok := inner.(interface{ Unwrap() []error }); ok {
-			walk(inner)
-			return
-		}
-		if _, ok := inner.(*mapstructure.DecodeError); ok {
-			walk(inner)
-			return
-		}
-		name := de.Name()
-		if name == root {
-			name = ""
-		}
-		if keys, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
-			for _, k := range strings.Split(keys, ", ") {
-				if name != "" {
-					k = name + "." + k
-				}
-				out = append(out, fmt.Errorf("%s: unknown key (see config.example.yaml for every key)", k))
-			}
-			return
-		}
-		if strings.HasPrefix(inner.Error(), "time: ") {
-			out = append(out, fmt.Errorf("%s: not a duration such as 90s, 15m or 24h: %w", name, inner))
-			return
-		}
-		out = append(out, fmt.Errorf("%s: %w", name, inner))
+// readError is a config file that could not be read or parsed at all; there is nothing to
+// validate then.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// checkConfig loads the configuration and reports every problem in one error: those found while
+// decoding (unknown keys, values of the wrong kind) and those Validate finds in the rest.
+func checkConfig(path string) (Config, error) {
+	cfg, err := loadConfig(path)
+	var re *readError
+	if errors.As(err, &re) {
+		return cfg, err
 	}
-	walk(err)
-	return errors.Join(out...)
+	return cfg, errors.Join(err, cfg.Validate())
 }
 
 // pruneNil drops keys registered only for the environment lookup, so that defaults stay.

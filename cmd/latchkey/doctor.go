@@ -115,13 +115,14 @@ func runDoctor(ctx context.Context, out io.Writer, a doctorArgs, now func() time
 		shown = "built-in defaults (or ./latchkey.yaml when present)"
 	}
 	fmt.Fprintf(out, "Latchkey doctor · configuration: %s\n\n", shown)
-	cfg, err := loadConfig(path)
-	if err != nil {
+	cfg, err := checkConfig(path)
+	var re *readError
+	if errors.As(err, &re) {
 		d.add(sevError, "the configuration cannot be read: %v", err)
 		return d.report(out)
 	}
 	d.cfg = cfg
-	if err := cfg.Validate(); err != nil {
+	if err != nil {
 		for _, line := range problemLines(err) {
 			d.add(sevError, "%s", line)
 		}
@@ -299,7 +300,7 @@ func (d *doctor) checkRoutes(ctx context.Context, dial bool) {
 			continue
 		}
 		if d.rules != nil {
-			rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Host: host, Path: "/"})
+			rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Scheme: "https", Host: host, Path: "/"})
 			if rule.Index < 0 {
 				sev := sevWarn
 				if rule.Policy == proxy.PolicyDeny {
@@ -437,7 +438,7 @@ func (d *doctor) explainURL(out io.Writer, raw string) {
 	if d.rules == nil {
 		return
 	}
-	rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Host: host, Path: path})
+	rule := d.rules.Match(&proxy.Request{Method: http.MethodGet, Scheme: u.Scheme, Host: host, Path: path})
 	w := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	w("URL %s (host %s, path %s as the rules see it)", raw, host, path)
 	if rule.Index < 0 {

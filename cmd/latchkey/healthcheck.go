@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +36,11 @@ func newHealthcheckCommand() *cobra.Command {
 					client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec
 				}
 			}
+			u, err := healthTarget(target)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			target = u
 			resp, err := client.Get(target)
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("unhealthy: %w", err)}
@@ -47,7 +53,7 @@ func newHealthcheckCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&target, "url", "", "health URL (default: /.latchkey/healthz on server.listen)")
+	cmd.Flags().StringVar(&target, "url", "", "the server's base URL, such as http://127.0.0.1:8080 (default: server.listen)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	return cmd
 }
@@ -69,4 +75,17 @@ func healthURL(cfg Config) string {
 		host = "127.0.0.1"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/.latchkey/healthz"
+}
+
+// healthTarget turns --url into the health endpoint: a base URL (http://host:port, with or without
+// a trailing slash) gets /.latchkey/healthz; a URL that already names a path is used as it is.
+func healthTarget(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("--url %q: want the server's base URL, such as http://127.0.0.1:8080", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/.latchkey/healthz"
+	}
+	return u.String(), nil
 }

@@ -69,9 +69,17 @@ func hotPath(r *http.Request) bool {
 func requestLog(log *slog.Logger, next http.Handler) http.Handler {
 	ids := newRequestIDs()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hot := hotPath(r)
+		if hot && !log.Enabled(r.Context(), slog.LevelDebug) {
+			// Nothing would be logged: no wrapper, no clock. A forward-auth check or proxied
+			// request that fails on Latchkey's side logs its own warning (upstream unavailable,
+			// store stale); an application's own 5xx is the application's business.
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		id := ""
-		if !hotPath(r) {
+		if !hot {
 			id = ids.of(r)
 			w.Header().Set("X-Request-Id", id)
 			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))

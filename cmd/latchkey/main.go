@@ -14,9 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // exitError carries a process exit code through cobra's RunE.
 type exitError struct {
 	code int
@@ -58,7 +55,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Passkey-only authentication gateway for self-hosted dashboards",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("latchkey {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringP("config", "c", "", "config file (default: ./latchkey.yaml when present)")
@@ -78,7 +77,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				fmt.Fprintln(cmd.OutOrStdout(), "latchkey", version)
+				fmt.Fprintln(cmd.OutOrStdout(), "latchkey", versionLine())
 				return nil
 			},
 		},
@@ -89,11 +88,12 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 // configFrom loads and validates the config named by --config.
 func configFrom(cmd *cobra.Command) (Config, error) {
 	path, _ := cmd.Flags().GetString("config")
-	cfg, err := loadConfig(path)
-	if err != nil {
+	cfg, err := checkConfig(path)
+	var re *readError
+	switch {
+	case errors.As(err, &re):
 		return cfg, &exitError{code: 2, err: err}
-	}
-	if err := cfg.Validate(); err != nil {
+	case err != nil:
 		return cfg, &exitError{code: 2, err: fmt.Errorf("config: %w", err)}
 	}
 	return cfg, nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	var demo bool
+	var listen string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway",
@@ -36,10 +38,17 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if listen != "" {
+				if _, _, err := net.SplitHostPort(listen); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--listen %q: want host:port such as 127.0.0.1:8081 or :8081", listen)}
+				}
+				cfg.Server.Listen = listen
+			}
 			return serve(cmd.Context(), cfg, serveOptions{demo: demo, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()})
 		},
 	}
 	cmd.Flags().BoolVar(&demo, "demo", false, "route public_url's host to a built-in demo upstream that shows the identity headers")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen on this address instead of server.listen (with --demo, public_url follows it unless set)")
 	return cmd
 }
 
@@ -218,8 +227,66 @@ func bootstrap(ctx context.Context, a *app, out io.Writer) error {
 	return nil
 }
 
+// tunnelHint helps on a headless server: a localhost public_url works only in a browser on the
+// same machine, so when the listener is reachable from elsewhere, say how to get there.
+func tunnelHint(out io.Writer, bound net.Addr, public *url.URL) {
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() || !isLocalHost(public.Hostname()) {
+		return
+	}
+	port := public.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[public.Scheme]
+	}
+	fmt.Fprintf(out, "server.public_url is %s: passkeys work only in a browser on this machine. From another computer, open an SSH tunnel\n"+
+		"and use the same address there:\n\n    ssh -L %s:localhost:%s you@this-server\n\nor set server.public_url to an https address that your browser reaches.\n\n",
+		public, port, port)
+}
+
+// listenOn binds addr and turns a bind failure into advice: which setting to change, and how.
+func listenOn(addr, key, how string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s: %s is already in use by another program; %s", key, addr, how)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("%s: not allowed to listen on %s (ports below 1024 need root or CAP_NET_BIND_SERVICE); %s", key, addr, how)
+	}
+	return nil, fmt.Errorf("%s: cannot listen on %s: %w; %s", key, addr, err, how)
+}
+
+const (
+	listenHow  = "choose another address with --listen ADDR, server.listen or LATCHKEY_SERVER_LISTEN"
+	metricsHow = "choose another address with metrics.listen or LATCHKEY_METRICS_LISTEN, or set it empty to turn metrics off"
+)
+
+// demoSettings adapts the defaults to --demo: public_url follows the address actually bound (so
+// `serve --demo --listen :8081` works when 8080 is taken), and the metrics listener, which a
+// first try does not need, is off; either stays as configured when it was set.
+func demoSettings(cfg *Config, bound net.Addr) {
+	def := Default()
+	if cfg.Server.PublicURL == def.Server.PublicURL {
+		if _, port, err := net.SplitHostPort(bound.String()); err == nil {
+			cfg.Server.PublicURL = "http://localhost:" + port
+		}
+	}
+	if cfg.Metrics.Listen == def.Metrics.Listen {
+		cfg.Metrics.Listen = ""
+	}
+}
+
 func serve(ctx context.Context, cfg Config, opts serveOptions) error {
+	// Bind first: a busy port is the most common first-run failure, and it should be reported
+	// before anything is opened or printed.
+	ln, err := listenOn(cfg.Server.Listen, "server.listen", listenHow)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	if opts.demo {
+		demoSettings(&cfg, ln.Addr())
 		stop, err := startDemo(&cfg)
 		if err != nil {
 			return err
@@ -235,10 +302,6 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	defer cancel()
 	go a.auth.Run(ctx)
 
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("server.listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           requestLog(a.log, a.handler),
 		ReadHeaderTimeout: cfg.Server.Timeouts.ReadHeader,
@@ -251,17 +314,15 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	if cfg.Server.TLS.CertFile != "" {
 		// Loaded now, so that a bad certificate stops the start instead of every handshake.
 		if srv.TLSConfig, err = serverTLS(cfg.Server.TLS, a.log); err != nil {
-			ln.Close()
 			return err
 		}
 	}
 	var metricsSrv *http.Server
 	metricsAddr := ""
 	if cfg.Metrics.Listen != "" {
-		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		mln, err := listenOn(cfg.Metrics.Listen, "metrics.listen", metricsHow)
 		if err != nil {
-			ln.Close()
-			return fmt.Errorf("metrics.listen: %w", err)
+			return err
 		}
 		metricsAddr = mln.Addr().String()
 		metricsSrv = &http.Server{Handler: a.metrics.handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -281,6 +342,7 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	if opts.demo {
 		demoBanner(opts.out, a.public)
 	}
+	tunnelHint(opts.out, ln.Addr(), a.public)
 	a.log.Info("latchkey ready", "listen", ln.Addr().String(), "public_url", a.public.String(), "metrics", metricsAddr,
 		"store", string(a.store.Dialect()), "version", version)
 	if opts.ready != nil {

@@ -131,6 +131,16 @@ type ProxyConfig struct {
 	Port     int    // the proxy's port on 127.0.0.1 (FreePort)
 	Latchkey string // host:port of Latchkey
 	App      string // host:port of the protected application
+	// Sites are more protected sites on the same port, each a copy of the shipped
+	// app.example.com block (nginx conf.d/app.conf, the Caddyfile's APP_SITE block) with only
+	// its host name and upstream changed, so that tests can tell which site served a request.
+	Sites []ProxySite
+}
+
+// ProxySite is one more protected site of a test proxy.
+type ProxySite struct {
+	Name string // host name, e.g. public.example.com
+	App  string // host:port of its application
 }
 
 // listen80 matches the listen directives of the deploy/nginx files, the one thing the tests
@@ -143,60 +153,16 @@ var listen80 = regexp.MustCompile(`(?m)^(\s*)listen 80( default_server)?;`)
 func StartNginx(t testing.TB, cfg ProxyConfig) *Proc {
 	t.Helper()
 	bin := NeedBinary(t, "nginx", "nginx")
-	src := filepath.Join(RepoDir(t), "deploy", "nginx")
 	dir := t.TempDir()
-	for _, sub := range []string{"conf.d", "snippets", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	args, err := WriteNginx(RepoDir(t), dir, cfg, NginxOptions{AccessLog: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	copyTree := func(sub string, edit func(string) string) {
-		files, err := filepath.Glob(filepath.Join(src, sub, "*.conf"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("no %s/*.conf in deploy/nginx: %v", sub, err)
-		}
-		for _, f := range files {
-			if sub == "conf.d" && filepath.Base(f) == "upstreams.conf" {
-				continue // supplied below with the test's addresses
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, sub, filepath.Base(f)), []byte(edit(string(b))), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	listen := "${1}listen 127.0.0.1:" + strconv.Itoa(cfg.Port) + "${2};"
-	copyTree("conf.d", func(s string) string { return listen80.ReplaceAllString(s, listen) })
-	copyTree("snippets", func(s string) string { return s })
-	upstreams := fmt.Sprintf("upstream latchkey {\n    server %s;\n}\n\nupstream app {\n    server %s;\n}\n", cfg.Latchkey, cfg.App)
-	writeFile(t, filepath.Join(dir, "conf.d", "upstreams.conf"), upstreams)
-	tmp := filepath.Join(dir, "tmp")
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-    access_log %[1]s/access.log;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    include conf.d/*.conf;
-}
-`, dir, tmp)
-	writeFile(t, filepath.Join(dir, "nginx.conf"), main)
 	logs := func() string {
 		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return string(b)
 	}
-	// -e sends start-up errors to the file too, instead of the packaged /var/log path.
-	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
-	return startProc(t, cmd, cfg.Port, dir, logs)
+	return startProc(t, exec.Command(bin, args...), cfg.Port, dir, logs)
 }
 
 // StartCaddy runs caddy with the Caddyfile that deploy/caddy ships, its {$...} placeholders
@@ -205,31 +171,16 @@ http {
 func StartCaddy(t testing.TB, cfg ProxyConfig) *Proc {
 	t.Helper()
 	bin := NeedBinary(t, "caddy", "caddy")
-	caddyfile := filepath.Join(RepoDir(t), "deploy", "caddy", "Caddyfile")
 	dir := t.TempDir()
 	var out SyncBuffer
-	port := strconv.Itoa(cfg.Port)
-	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		// Caddy keeps its state under HOME/XDG directories; keep it inside the test.
-		"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir,
-		"CADDY_ADMIN=off",
-		"CADDY_BIND=127.0.0.1",
-		"LATCHKEY_SITE=http://auth.example.com:" + port,
-		"LATCHKEY_UPSTREAM=" + cfg.Latchkey,
-		"APP_SITE=http://app.example.com:" + port,
-		"APP_UPSTREAM=" + cfg.App,
-	}
-	cmd.Stdout, cmd.Stderr = &out, &out
-	return startProc(t, cmd, cfg.Port, dir, out.String)
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	caddyfile, env, err := WriteCaddy(RepoDir(t), dir, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return startProc(t, cmd, cfg.Port, dir, out.String)
 }
 
 // startProc starts cmd and waits until its port accepts connections; a process that exits
