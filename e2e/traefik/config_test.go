@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latchkeyhq/latchkey/internal/lktest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -36,8 +35,8 @@ type traefikConfig struct {
 }
 
 // writeTraefikConfig writes the static file and the dynamic directory into dir and returns the
-// static file's path.
-func writeTraefikConfig(t *testing.T, dir string, cfg traefikConfig) string {
+// static file's path and the (reserved) ports of its entry points.
+func writeTraefikConfig(t *testing.T, dir string, cfg traefikConfig) (string, []int) {
 	t.Helper()
 	src := filepath.Join(suite.repo, "deploy", "traefik")
 	dyn := filepath.Join(dir, "dynamic")
@@ -50,11 +49,13 @@ func writeTraefikConfig(t *testing.T, dir string, cfg traefikConfig) string {
 	if eps == nil || lookup(eps, "websecure") == nil {
 		t.Fatal("deploy/traefik/traefik.yml: no entryPoints.websecure (the routers' entry point)")
 	}
+	var ports []int
 	for _, kv := range entries(eps) {
 		port := cfg.Port
 		if kv[0].Value != "websecure" {
-			port = lktest.FreePort(t)
+			port = reservePort(t)
 		}
+		ports = append(ports, port)
 		mustSet(t, kv[1], "127.0.0.1:"+strconv.Itoa(port), "address")
 		del(kv[1], "http", "tls") // plain HTTP on the test machine
 	}
@@ -114,7 +115,7 @@ func writeTraefikConfig(t *testing.T, dir string, cfg traefikConfig) string {
 		writeYAML(t, filepath.Join(dyn, filepath.Base(f)), d)
 	}
 	writeYAML(t, filepath.Join(dyn, "compose-labels.yml"), composeRouters(t, cfg))
-	return path
+	return path, ports
 }
 
 func appAddr(t *testing.T, cfg traefikConfig, service string) string {

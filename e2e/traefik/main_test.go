@@ -132,6 +132,43 @@ func statSources(root string) {
 	})
 }
 
+// Ports for child processes are held by a listener from the moment they are picked until the
+// child is about to bind them: a port that was free "a moment ago" can otherwise be handed to
+// the next listener the test opens (an upstream's), and a child that cannot bind its port leaves
+// the test talking to whoever holds it.
+var held struct {
+	mu sync.Mutex
+	ln map[int]net.Listener
+}
+
+// reservePort returns a free port on 127.0.0.1 and holds it until releasePort (or the test's end).
+func reservePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	held.mu.Lock()
+	if held.ln == nil {
+		held.ln = map[int]net.Listener{}
+	}
+	held.ln[port] = ln
+	held.mu.Unlock()
+	t.Cleanup(func() { releasePort(port) })
+	return port
+}
+
+// releasePort frees a reserved port for the child that binds it next.
+func releasePort(port int) {
+	held.mu.Lock()
+	defer held.mu.Unlock()
+	if ln, ok := held.ln[port]; ok {
+		ln.Close()
+		delete(held.ln, port)
+	}
+}
+
 // syncBuffer collects a child's output for failure messages.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -211,19 +248,21 @@ type latchkeyProc struct {
 var enrolLine = regexp.MustCompile(`https?://\S+/\.latchkey/enroll\?token=(\S+)`)
 
 // startLatchkey runs latchkey serve with deploy/traefik/latchkey.yaml, with only its addresses
-// and data directory changed (public_url is the portal behind Traefik at public; each rule host
-// also with the test's ports, as the proxies do not listen on 443 here), and one rule added: a
-// group rule for the contract's 403.
+// and data directory changed (public_url is the portal behind Traefik at public), and one rule
+// added: a group rule for the contract's 403. Each rule host is also listed with the test's
+// ports: the shipped files mean port 443, and while a rule host without a port matches any port,
+// the login's rd is followed only to a rule host's exact port or a default port.
 func startLatchkey(t *testing.T, public *url.URL, ports ...int) *latchkeyProc {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := loadYAML(t, filepath.Join(suite.repo, "deploy", "traefik", "latchkey.yaml"))
-	addr := "127.0.0.1:" + strconv.Itoa(lktest.FreePort(t))
+	port, metrics := reservePort(t), reservePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	mustSet(t, cfg, filepath.Join(dir, "data"), "data_dir")
 	mustSet(t, cfg, addr, "server", "listen")
 	mustSet(t, cfg, public.String(), "server", "public_url")
 	mustSet(t, cfg, []string{"127.0.0.1/32"}, "server", "trusted_proxies") // Traefik's address here
-	mustSet(t, cfg, "127.0.0.1:"+strconv.Itoa(lktest.FreePort(t)), "metrics", "listen")
+	mustSet(t, cfg, "127.0.0.1:"+strconv.Itoa(metrics), "metrics", "listen")
 	mustSet(t, cfg, "debug", "log", "level")
 	rules := lookup(cfg, "access_control", "rules")
 	if rules == nil || len(rules.Content) < 2 {
@@ -253,6 +292,8 @@ func startLatchkey(t *testing.T, public *url.URL, ports ...int) *latchkeyProc {
 	cmd := exec.Command(suite.latchkey, "serve", "--config", path)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
+	releasePort(port)
+	releasePort(metrics)
 	exited := child(t, cmd, l.out)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -310,17 +351,20 @@ func (p *traefikProc) Logs() string { return p.out.String() }
 func startTraefik(t *testing.T, cfg traefikConfig) *traefikProc {
 	t.Helper()
 	if cfg.Port == 0 {
-		cfg.Port = lktest.FreePort(t)
+		cfg.Port = reservePort(t)
 	}
 	if cfg.ReadyHost == "" {
 		cfg.ReadyHost, cfg.ReadyPath = "auth.example.com", "/.latchkey/healthz"
 	}
 	dir := t.TempDir()
-	static := writeTraefikConfig(t, dir, cfg)
+	static, ports := writeTraefikConfig(t, dir, cfg)
 	p := &traefikProc{Port: cfg.Port, URL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), Dir: dir, out: &syncBuffer{}}
 	cmd := exec.Command(suite.traefik, "--configFile="+static)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), "HOME="+dir)
+	for _, port := range ports {
+		releasePort(port)
+	}
 	exited := child(t, cmd, p.out)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -345,6 +389,9 @@ func startTraefik(t *testing.T, cfg traefikConfig) *traefikProc {
 		last = resp.Status + " " + string(b)
 		return resp.StatusCode == http.StatusOK
 	})
+	if strings.Contains(p.Logs(), "address already in use") {
+		t.Fatalf("traefik %s could not bind its ports\n%s", cfg.Name, lastLines(p.Logs(), 40))
+	}
 	return p
 }
 

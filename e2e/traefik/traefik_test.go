@@ -100,7 +100,7 @@ func TestTraefik(t *testing.T) {
 	needSuite(t)
 	// One Traefik as shipped, one with trustForwardHeader: true, one without authRequestHeaders;
 	// their ports are known before Latchkey starts, for its rules and public_url.
-	ports := map[any]int{false: lktest.FreePort(t), true: lktest.FreePort(t), "open": lktest.FreePort(t)}
+	ports := map[any]int{false: reservePort(t), true: reservePort(t), "open": reservePort(t)}
 	public, _ := url.Parse("http://auth.example.com:" + strconv.Itoa(ports[false]))
 	w := &world{whoami: newApp(t), nas: newApp(t)}
 	w.lk = startLatchkey(t, public, ports[false], ports[true], ports["open"])
@@ -148,7 +148,7 @@ func TestTraefik(t *testing.T) {
 		}
 		r, seen := p.get(t, w.whoami, "whoami.example.com", w.alice, "/dash", http.Header{"X-Original-Url": {"http://whoami.example.com/public/x"}})
 		if r.StatusCode != http.StatusBadRequest || len(seen) != 0 {
-			t.Fatalf("status %d, the application saw %d requests", r.StatusCode, len(seen))
+			t.Fatalf("status %d %q, the application saw %+v", r.StatusCode, r.Body, seen)
 		}
 		if !strings.Contains(strings.ToLower(string(r.Body)), "x-original-url") {
 			t.Errorf("the 400 does not name X-Original-URL: %q", r.Body)
