@@ -254,6 +254,13 @@ var enrolLine = regexp.MustCompile(`https?://\S+/\.latchkey/enroll\?token=(\S+)`
 // the login's rd is followed only to a rule host's exact port or a default port.
 func startLatchkey(t *testing.T, public *url.URL, ports ...int) *latchkeyProc {
 	t.Helper()
+	return startLatchkeyWith(t, public, nil, ports...)
+}
+
+// startLatchkeyWith is startLatchkey with the shipped access rules replaced by rules (nil keeps
+// them).
+func startLatchkeyWith(t *testing.T, public *url.URL, rules []map[string]any, ports ...int) *latchkeyProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := loadYAML(t, filepath.Join(suite.repo, "deploy", "traefik", "latchkey.yaml"))
 	port, metrics := reservePort(t), reservePort(t)
@@ -264,14 +271,19 @@ func startLatchkey(t *testing.T, public *url.URL, ports ...int) *latchkeyProc {
 	mustSet(t, cfg, []string{"127.0.0.1/32"}, "server", "trusted_proxies") // Traefik's address here
 	mustSet(t, cfg, "127.0.0.1:"+strconv.Itoa(metrics), "metrics", "listen")
 	mustSet(t, cfg, "debug", "log", "level")
-	rules := lookup(cfg, "access_control", "rules")
-	if rules == nil || len(rules.Content) < 2 {
-		t.Fatalf("deploy/traefik/latchkey.yaml: expected access_control.rules with a bypass and a passkey rule")
+	if rules != nil {
+		mustSet(t, cfg, rules, "access_control", "rules")
 	}
-	// After the shipped bypass rule, before the shipped catch-all rule for the host.
-	insertSeq(t, rules, 1, map[string]any{"hosts": []string{"whoami.example.com"}, "paths": []string{"^/admin(/|$)"},
-		"groups": []string{"admins"}, "policy": "passkey"})
-	for _, rule := range rules.Content {
+	shipped := lookup(cfg, "access_control", "rules")
+	if rules == nil {
+		if shipped == nil || len(shipped.Content) < 2 {
+			t.Fatalf("deploy/traefik/latchkey.yaml: expected access_control.rules with a bypass and a passkey rule")
+		}
+		// After the shipped bypass rule, before the shipped catch-all rule for the host.
+		insertSeq(t, shipped, 1, map[string]any{"hosts": []string{"whoami.example.com"}, "paths": []string{"^/admin(/|$)"},
+			"groups": []string{"admins"}, "policy": "passkey"})
+	}
+	for _, rule := range shipped.Content {
 		hosts := lookup(rule, "hosts")
 		if hosts == nil {
 			continue
