@@ -233,6 +233,15 @@ func testUsers(e *env) {
 		!got.CreatedAt.Equal(e.clock.Now().Truncate(time.Millisecond)) {
 		t.Fatalf("round trip: got %+v, want %+v", got, alice)
 	}
+	// Names are matched without regard to case: "Alice" finds alice and cannot be created beside her.
+	if err := st.CreateUser(ctx, store.User{ID: uuid.NewString(), Name: "ALICE"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("case variant of a taken name: got %v, want ErrConflict", err)
+	}
+	for _, typed := range []string{"Alice", "ALICE", "aLiCe"} {
+		if got, err := st.UserByName(ctx, typed); err != nil || got.ID != alice.ID {
+			t.Fatalf("UserByName(%q) = %v, %v; want alice", typed, got.Name, err)
+		}
+	}
 	if _, err := st.UserByName(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown name: %v", err)
 	}

@@ -29,8 +29,16 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
-		u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt))
+	// Names are matched without regard to case wherever a person types one, so "Alice" cannot be
+	// created next to "alice": the check and the insert are one statement.
+	res, err := s.db.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") SELECT ?, ?, ?, ?, ?, ?, ? "+
+		"WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))"),
+		u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt), u.Name)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
+		}
+	}
 	if isUnique(err) {
 		return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
 	}
@@ -46,9 +54,12 @@ func (s *Store) UpdateUser(ctx context.Context, u User) error {
 		u.DisplayName, u.Email, joinList(u.Groups), u.ID)
 }
 
-// UserByName finds a user by login name.
+// UserByName finds a user by login name, without regard to ASCII case (people type "Alice" for
+// "alice"). An exact match wins over a case variant, for databases made before names were
+// compared that way.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE name = ?"), name))
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE lower(name) = lower(?) "+
+		"ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END LIMIT 1"), name, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
 	}

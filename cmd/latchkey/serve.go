@@ -163,7 +163,9 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	var routes []proxy.Route
 	hosts := rules.Hosts()
 	for _, rc := range cfg.Routes {
-		h, _ := proxy.CanonicalHost(rc.Host, "https")
+		// As written: a route host without a port takes that host on any port, one with a port
+		// only that port (the "https" default would turn "app:443" into "app", any port).
+		h, _ := proxy.CanonicalHost(rc.Host, "")
 		u, _ := url.Parse(rc.Upstream)
 		routes = append(routes, proxy.Route{Host: h, Upstream: u})
 		hosts = append(hosts, h)
