@@ -47,7 +47,8 @@ func (s *Store) RemoveOwnCredential(ctx context.Context, userID string, id []byt
 			ms(s.now()), id); err != nil {
 			return fmt.Errorf("store: remove credential: %w", err)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
 	})
 }
 

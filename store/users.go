@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -29,15 +30,18 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
-		u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt))
-	if isUnique(err) {
-		return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create user %q: %w", u.Name, err)
-	}
-	return nil
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
+			u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("store: create user %q: %w", u.Name, err)
+		}
+		_, err = s.record(ctx, tx, ChangeUser, u.ID)
+		return err
+	})
 }
 
 // UpdateUser writes the profile fields (display name, e-mail, groups) of u.
@@ -88,7 +92,8 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
-// SetUserDisabled disables or enables a user. Disabling also revokes every session of the user.
+// SetUserDisabled disables or enables a user. Disabling also revokes every session and API token
+// of the user and expires their unused invites.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET disabled = ? WHERE id = ?"), b2i(disabled), id)
@@ -99,12 +104,23 @@ func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) e
 			return fmt.Errorf("store: user %s: %w", id, ErrNotFound)
 		}
 		if disabled {
-			if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
-				ms(s.now()), id); err != nil {
-				return fmt.Errorf("store: disable user %s: %w", id, err)
+			now := ms(s.now())
+			for _, q := range []string{
+				"UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0",
+				"UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0",
+				"UPDATE invites SET expires_at = ? WHERE user_id = ? AND used_at = 0 AND expires_at > ?",
+			} {
+				args := []any{now, id}
+				if strings.Count(q, "?") == 3 {
+					args = append(args, now)
+				}
+				if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
+					return fmt.Errorf("store: disable user %s: %w", id, err)
+				}
 			}
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, id)
+		return err
 	})
 }
 
@@ -122,7 +138,8 @@ func (s *Store) changeUser(ctx context.Context, id, query string, args ...any) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: user %s: %w", id, ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, id)
+		return err
 	})
 }
 
@@ -135,31 +152,19 @@ func (s *Store) HasAnyPasskey(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// bump increments the revision that servers poll to refresh their in-memory view.
-func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE revision SET n = n + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("store: bump revision: %w", err)
-	}
-	return nil
-}
-
-// Revision is a counter that changes whenever something the forward-auth view depends on changes.
-func (s *Store) Revision(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: revision: %w", err)
-	}
-	return n, nil
-}
-
 // Snapshot loads users, live sessions and live tokens in one read transaction.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.dialect == Postgres})
-	if err != nil {
-		return snap, fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer tx.Rollback()
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		snap, err = s.snapshot(ctx, tx)
+		return err
+	})
+	return snap, err
+}
+
+func (s *Store) snapshot(ctx context.Context, tx *sql.Tx) (Snapshot, error) {
+	var snap Snapshot
 	if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&snap.Revision); err != nil {
 		return snap, fmt.Errorf("store: snapshot: %w", err)
 	}
