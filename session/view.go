@@ -450,21 +450,26 @@ func (v *View) Add(se store.Session, rev int64) {
 	}
 }
 
-func (v *View) lookup(id ID) (*entry, *User) {
+// lookup finds a session and its user; known is false when the view has no word on the user at
+// all (neither the user nor a tombstone: a user made elsewhere since the last poll).
+func (v *View) lookup(id ID) (e *entry, u *User, known bool) {
 	sh := v.shard(id)
 	sh.mu.RLock()
-	e := sh.m[id]
+	e = sh.m[id]
 	sh.mu.RUnlock()
-	if e == nil || e.dead {
-		return e, nil
+	if e == nil {
+		return nil, nil, false
+	}
+	if e.dead {
+		return e, nil, true
 	}
 	v.umu.RLock()
 	ue := v.users[e.userID]
 	v.umu.RUnlock()
 	if ue == nil {
-		return e, nil
+		return e, nil, false
 	}
-	return e, ue.u
+	return e, ue.u, true
 }
 
 // Check is the hot path: is sid a live session? It reads no database for a known session. An
@@ -476,12 +481,12 @@ func (v *View) Check(ctx context.Context, sid ID, now time.Time) (Identity, Resu
 		return Identity{Stale: true}, Stale
 	}
 	nowMS := now.UnixMilli()
-	e, u := v.lookup(sid)
-	if e == nil {
+	e, u, known := v.lookup(sid)
+	if !known {
 		if !v.fetch(ctx, sid) {
 			return Identity{}, Refused
 		}
-		if e, u = v.lookup(sid); e == nil {
+		if e, u, _ = v.lookup(sid); e == nil {
 			return Identity{}, Refused
 		}
 	}
@@ -492,7 +497,7 @@ func (v *View) Check(ctx context.Context, sid ID, now time.Time) (Identity, Resu
 		if !v.seenElsewhere(ctx, sid, e, nowMS, idle) {
 			return Identity{}, Refused
 		}
-		if e, u = v.lookup(sid); e == nil || e.dead || u == nil || u.Disabled {
+		if e, u, _ = v.lookup(sid); e == nil || e.dead || u == nil || u.Disabled {
 			return Identity{}, Refused
 		}
 	}
@@ -532,7 +537,7 @@ func (v *View) fetch(ctx context.Context, sid ID) bool {
 		v.m.StoreError("fetch")
 		v.log.Warn("session lookup failed", "err", err)
 	}
-	if e, u := v.lookup(sid); e != nil && !e.dead && u != nil {
+	if e, u, _ := v.lookup(sid); e != nil && !e.dead && u != nil {
 		return true
 	}
 	v.missMu.Lock()
@@ -570,7 +575,7 @@ func (v *View) seenElsewhere(ctx context.Context, sid ID, e *entry, nowMS, idle 
 	if nowMS-seen > idle {
 		return false
 	}
-	if ne, _ := v.lookup(sid); ne != nil {
+	if ne, _, _ := v.lookup(sid); ne != nil {
 		ne.asked.Store(now)
 		if ne.lastSeen.Load() < seen {
 			ne.lastSeen.Store(seen)

@@ -38,7 +38,7 @@ type authzChildren struct {
 // authzEndpoints and authzResults are the label values the proxy reports.
 var (
 	authzEndpoints = []string{"forward", "request", "proxy"}
-	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted"}
+	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted", "unavailable"}
 )
 
 func newMetrics() *metrics {
@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_authz_requests_total",
-			Help: "Authorization checks by endpoint (forward, request, proxy) and result (allowed, unauthenticated, step_up, forbidden, bad_request, untrusted).",
+			Help: "Authorization checks by endpoint (forward, request, proxy) and result (allowed, unauthenticated, step_up, forbidden, bad_request, untrusted, unavailable).",
 		}, []string{"endpoint", "result"}),
 		// The hot path decides in microseconds without touching the database, hence the small buckets.
 		authzTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
