@@ -31,12 +31,12 @@ func (t *target) originalURL() string { return t.scheme + "://" + t.host + t.uri
 type outcome uint8
 
 const (
-	allow      outcome = iota
-	unauth             // no valid session: login redirect or 401
-	stepUp             // session too old for the rule: login redirect with stepup, or 401
-	forbid             // signed in but not allowed, or a restricted session
-	badRequest         // the target itself is unusable
-	unavailable        // the session view is stale: fail closed with 503 (issue 17)
+	allow       outcome = iota
+	unauth              // no valid session: login redirect or 401
+	stepUp              // session too old for the rule: login redirect with stepup, or 401
+	forbid              // signed in but not allowed, or a restricted session
+	badRequest          // the target itself is unusable
+	unavailable         // the session view is stale: fail closed with 503 (issue 17)
 )
 
 // Decision is the result of checking one target.

@@ -189,6 +189,7 @@ func (v *View) putSession(se store.Session, rev int64) {
 		if f := old.flushed.Load(); f > e.flushed.Load() {
 			e.flushed.Store(f)
 		}
+		e.asked.Store(old.asked.Load())
 	}
 	sh.m[id] = e
 	sh.mu.Unlock()
@@ -576,7 +577,6 @@ func (v *View) seenElsewhere(ctx context.Context, sid ID, e *entry, nowMS, idle 
 		return false
 	}
 	if ne, _, _ := v.lookup(sid); ne != nil {
-		ne.asked.Store(now)
 		if ne.lastSeen.Load() < seen {
 			ne.lastSeen.Store(seen)
 		}
