@@ -201,7 +201,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Run sweeps expired authorizations and tokens and sends back-channel logouts until ctx ends.
 // Start it in a goroutine.
 func (p *Provider) Run(ctx context.Context) {
-	go p.logoutLoop(ctx)
+	// Run owns the logout loop too: it returns only when both have stopped, so that the caller
+	// can close the store after it.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.logoutLoop(ctx) }()
+	defer wg.Wait()
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

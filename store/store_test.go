@@ -178,7 +178,7 @@ func TestStore(t *testing.T) {
 					dsn := srv.NewDatabase(t)
 					return database{
 						open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
-							return store.OpenPostgres(ctx, dsn, now)
+							return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
 						},
 						raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) },
 					}
@@ -582,7 +582,7 @@ func testCeremonies(e *env) {
 	put("old", "login", time.Second)
 	put("new", "login", time.Hour)
 	e.clock.Advance(2 * time.Second)
-	if err := st.Sweep(ctx); err != nil {
+	if _, err := st.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := st.CountCeremonies(ctx); n != 1 {
@@ -664,7 +664,7 @@ func testSessions(e *env) {
 		t.Fatalf("active after expiry: %d", n)
 	}
 	e.clock.Advance(31 * 24 * time.Hour)
-	if err := st.Sweep(ctx); err != nil {
+	if _, err := st.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.count("sessions", ""); n != 0 {

@@ -29,23 +29,24 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	// Names are matched without regard to case wherever a person types one, so "Alice" cannot be
-	// created next to "alice": the check and the insert are one statement.
-	res, err := s.db.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") SELECT ?, ?, ?, ?, ?, ?, ? "+
-		"WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))"),
-		u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt), u.Name)
-	if err == nil {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Names are matched without regard to case wherever a person types one, so "Alice"
+		// cannot be created next to "alice": the check and the insert are one statement.
+		res, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") SELECT ?, ?, ?, ?, ?, ?, ? "+
+			"WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))"),
+			u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt), u.Name)
+		if isUnique(err) {
+			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("store: create user %q: %w", u.Name, err)
+		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
 		}
-	}
-	if isUnique(err) {
-		return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create user %q: %w", u.Name, err)
-	}
-	return nil
+		_, err = s.record(ctx, tx, ChangeUser, u.ID)
+		return err
+	})
 }
 
 // UpdateUser writes the profile fields (display name, e-mail, groups) of u.
@@ -123,7 +124,8 @@ func (s *Store) changeUser(ctx context.Context, id, query string, args ...any) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: user %s: %w", id, ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, id)
+		return err
 	})
 }
 
@@ -136,31 +138,19 @@ func (s *Store) HasAnyPasskey(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// bump increments the revision that servers poll to refresh their in-memory view.
-func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE revision SET n = n + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("store: bump revision: %w", err)
-	}
-	return nil
-}
-
-// Revision is a counter that changes whenever something the forward-auth view depends on changes.
-func (s *Store) Revision(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: revision: %w", err)
-	}
-	return n, nil
-}
-
 // Snapshot loads users, live sessions and live tokens in one read transaction.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.dialect == Postgres})
-	if err != nil {
-		return snap, fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer tx.Rollback()
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		snap, err = s.snapshot(ctx, tx)
+		return err
+	})
+	return snap, err
+}
+
+func (s *Store) snapshot(ctx context.Context, tx *sql.Tx) (Snapshot, error) {
+	var snap Snapshot
 	if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&snap.Revision); err != nil {
 		return snap, fmt.Errorf("store: snapshot: %w", err)
 	}

@@ -168,7 +168,7 @@ func checkTables(ctx context.Context, st *store.Store) error {
 		return fmt.Errorf("list source tables: %w", err)
 	}
 	defer rows.Close()
-	known := map[string]bool{"schema_version": true, "revision": true}
+	known := map[string]bool{"schema_version": true, "revision": true, "changes": true, "heartbeat": true}
 	for _, t := range copyTables {
 		known[t.name] = true
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,13 +78,15 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts := store.Options{Timeout: cfg.Storage.Timeout, AuditRetention: cfg.Audit.Retention}
 	if dsn != "" {
-		return openPostgresStore(ctx, dsn)
+		return openPostgresStore(ctx, dsn, opts)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	return store.Open(ctx, store.Options{Path: cfg.dbPath()})
+	opts.Path = cfg.dbPath()
+	return store.Open(ctx, opts)
 }
 
 func decodeKey(b64 string) ([]byte, error) {
@@ -191,6 +194,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 			return ""
 		},
 		Mailer: mailer, AdminGroup: cfg.Admin.Group, Metrics: m, Logger: log,
+		MaxStaleness: cfg.Storage.MaxStaleness, ViewMetrics: m,
 	})
 	if err != nil {
 		return fail(err)
@@ -208,6 +212,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 		return fail(err)
 	}
 	m.watchSessions(svc)
+	m.watchView(svc)
 	return &app{cfg: cfg, log: log, store: st, auth: svc, oidc: prov, handler: withOIDC(h, prov), metrics: m, public: public}, nil
 }
 
@@ -305,11 +310,19 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	// One owner for the background work: Run returns only when the view loop (with its final
+	// last-seen flush) and the sweeper have stopped, and the store closes only after that.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.auth.Run(ctx)
-	go a.oidc.Run(ctx)
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); a.auth.Run(ctx) }()
+	go func() { defer bg.Done(); a.oidc.Run(ctx) }()
+	defer func() {
+		cancel()
+		bg.Wait()
+		a.store.Close()
+	}()
 
 	srv := &http.Server{
 		Handler:           requestLog(a.log, a.handler),
@@ -335,7 +348,9 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 		}
 		metricsAddr = mln.Addr().String()
 		metricsSrv = &http.Server{Handler: a.metrics.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go metricsSrv.Serve(mln)
+		metricsDone := make(chan struct{})
+		go func() { metricsSrv.Serve(mln); close(metricsDone) }()
+		defer func() { metricsSrv.Close(); <-metricsDone }()
 	}
 	errc := make(chan error, 1)
 	go func() {
