@@ -17,7 +17,7 @@ var ErrLastPasskey = errors.New("store: last passkey and no unused recovery code
 // user's last two passkeys cannot both pass the check (on SQLite the transaction is IMMEDIATE; on
 // PostgreSQL the row lock serialises them).
 func (s *Store) RemoveOwnCredential(ctx context.Context, userID string, id []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET name = name WHERE id = ?"), userID)
 		if err != nil {
 			return fmt.Errorf("store: remove credential: lock user: %w", err)

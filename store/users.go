@@ -30,7 +30,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
 			u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt))
 		if isUnique(err) {
@@ -95,7 +95,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // SetUserDisabled disables or enables a user. Disabling also revokes every session and API token
 // of the user and expires their unused invites.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET disabled = ? WHERE id = ?"), b2i(disabled), id)
 		if err != nil {
 			return fmt.Errorf("store: disable user %s: %w", id, err)
@@ -130,7 +130,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 }
 
 func (s *Store) changeUser(ctx context.Context, id, query string, args ...any) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(query), args...)
 		if err != nil {
 			return fmt.Errorf("store: user %s: %w", id, err)
@@ -155,7 +155,8 @@ func (s *Store) HasAnyPasskey(ctx context.Context) (bool, error) {
 // Snapshot loads users, live sessions and live tokens in one read transaction.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	bulk := timed{db: s.rraw, timeout: max(bulkTimeout, s.rdb.timeout)}
+	err := s.readTxWithin(ctx, bulk, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		snap, err = s.snapshot(ctx, tx)
 		return err
