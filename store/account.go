@@ -17,7 +17,7 @@ var ErrLastPasskey = errors.New("store: last passkey and no unused recovery code
 // user's last two passkeys cannot both pass the check (on SQLite the transaction is IMMEDIATE; on
 // PostgreSQL the row lock serialises them).
 func (s *Store) RemoveOwnCredential(ctx context.Context, userID string, id []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET name = name WHERE id = ?"), userID)
 		if err != nil {
 			return fmt.Errorf("store: remove credential: lock user: %w", err)
@@ -76,7 +76,7 @@ type Revoked struct {
 // what the person holds, and an enabled user signs in with them again.
 func (s *Store) DisableUser(ctx context.Context, id string) (Revoked, error) {
 	var out Revoked
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET disabled = 1 WHERE id = ?"), id)
 		if err != nil {
 			return fmt.Errorf("store: disable user %s: %w", id, err)
@@ -110,7 +110,7 @@ func (s *Store) DisableUser(ctx context.Context, id string) (Revoked, error) {
 // transaction ("sign out everywhere"), and reports how many of each it ended.
 func (s *Store) RevokeAccess(ctx context.Context, userID string, tokens bool) (Revoked, error) {
 	var out Revoked
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := ms(s.now())
 		res, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"), now, userID)
 		if err != nil {
@@ -133,7 +133,7 @@ func (s *Store) RevokeAccess(ctx context.Context, userID string, tokens bool) (R
 // SetUserEmail changes a user's e-mail address and, in the same transaction, expires their
 // unused recovery links: a link mailed to the old address must not outlive the change.
 func (s *Store) SetUserEmail(ctx context.Context, userID, email string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET email = ? WHERE id = ?"), email, userID)
 		if err != nil {
 			return fmt.Errorf("store: set e-mail of %s: %w", userID, err)

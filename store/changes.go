@@ -59,7 +59,7 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) (out []Chan
 	if limit <= 0 {
 		limit = 1000
 	}
-	err = s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&head); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ type SessionRead struct {
 // ReadSession reads a session and its user in one read transaction, with the revision they reflect.
 func (s *Store) ReadSession(ctx context.Context, id string) (SessionRead, error) {
 	var r SessionRead
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&r.Rev); err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ type UserRead struct {
 func (s *Store) ReadUser(ctx context.Context, id string) (UserRead, error) {
 	var r UserRead
 	now := ms(s.now())
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&r.Rev); err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ type TokenRead struct {
 // ReadToken reads a token (by ID) and its user in one read transaction.
 func (s *Store) ReadToken(ctx context.Context, id string) (TokenRead, error) {
 	var r TokenRead
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&r.Rev); err != nil {
 			return err
 		}

@@ -75,7 +75,7 @@ func (s *Store) RegisterCredential(ctx context.Context, e Enrolment) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = now
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if e.InviteID != 0 {
 			if err := s.useInvite(ctx, tx, e.InviteID, now); err != nil {
 				return err
@@ -146,7 +146,7 @@ func (s *Store) RenameCredential(ctx context.Context, userID string, id []byte, 
 // DeleteCredential removes a passkey (of userID, or of anyone when userID is empty) and revokes the
 // sessions it made.
 func (s *Store) DeleteCredential(ctx context.Context, userID string, id []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var owner string
 		query, args := "SELECT user_id FROM credentials WHERE id = ?", []any{id}
 		if userID != "" {

@@ -55,15 +55,16 @@ func (t timed) QueryContext(ctx context.Context, query string, args ...any) (*ro
 	return &rows{Rows: rs, cancel: cancel}, nil
 }
 
-// BeginTx starts a transaction bounded by the timeout as a whole.
-func (t timed) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, context.CancelFunc, error) {
+// BeginTx starts a transaction bounded by the timeout as a whole, and returns the bounded context
+// that its statements must use.
+func (t timed) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, context.Context, context.CancelFunc, error) {
 	ctx, cancel := t.ctx(ctx)
 	tx, err := t.db.BeginTx(ctx, opts)
 	if err != nil {
 		cancel()
-		return nil, nil, classify(err)
+		return nil, nil, nil, classify(err)
 	}
-	return tx, cancel, nil
+	return tx, ctx, cancel, nil
 }
 
 type row struct {

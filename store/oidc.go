@@ -169,7 +169,7 @@ func (s *Store) OIDCKeys(ctx context.Context) ([]OIDCKey, error) {
 // in the same transaction; without it the key is added only while no active key exists (first
 // use: replicas racing to create one keep the first).
 func (s *Store) AddOIDCKey(ctx context.Context, k OIDCKey, rotate bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if rotate {
 			if _, err := tx.ExecContext(ctx, s.q("UPDATE oidc_keys SET retired_at = ? WHERE retired_at = 0"), ms(k.CreatedAt)); err != nil {
 				return fmt.Errorf("store: retire signing keys: %w", err)
@@ -279,7 +279,7 @@ func (s *Store) SetOIDCCode(ctx context.Context, id string, codeHash []byte, exp
 func (s *Store) RedeemOIDCCode(ctx context.Context, codeHash []byte) (OIDCAuthRequest, error) {
 	var a OIDCAuthRequest
 	now := ms(s.now())
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var used, expires int64
 		var err error
 		row := tx.QueryRowContext(ctx, s.q("SELECT "+oidcAuthCols+", code_used_at, code_expires_at FROM oidc_auth_requests WHERE code_hash = ?"), codeHash)
@@ -401,7 +401,7 @@ func (s *Store) OIDCToken(ctx context.Context, hash []byte) (OIDCTokenState, err
 // ErrReused, and its whole family is revoked: someone holds a copy of it.
 func (s *Store) RotateOIDCRefresh(ctx context.Context, oldHash []byte, next OIDCToken) error {
 	now := ms(s.now())
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE oidc_tokens SET used_at = ? WHERE hash = ? AND kind = 'refresh' AND used_at = 0 AND revoked_at = 0"), now, oldHash)
 		if err != nil {
 			return fmt.Errorf("store: rotate refresh token: %w", err)
@@ -421,7 +421,7 @@ func (s *Store) RotateOIDCRefresh(ctx context.Context, oldHash []byte, next OIDC
 
 // RevokeOIDCFamily revokes every token of an authorization.
 func (s *Store) RevokeOIDCFamily(ctx context.Context, family string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.revokeFamily(ctx, tx, family, ms(s.now())) })
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.revokeFamily(ctx, tx, family, ms(s.now())) })
 }
 
 func (s *Store) revokeFamily(ctx context.Context, tx *sql.Tx, family string, now int64) error {

@@ -41,7 +41,7 @@ func (s *Store) Invite(ctx context.Context, tokenHash []byte) (Invite, error) {
 
 // UseInvite marks an invite used; ErrUsed when it was used already or has expired.
 func (s *Store) UseInvite(ctx context.Context, id int64) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.useInvite(ctx, tx, id, s.now()) })
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.useInvite(ctx, tx, id, s.now()) })
 }
 
 func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error {
@@ -69,7 +69,7 @@ func (s *Store) RevokeInvites(ctx context.Context, userID, purpose string) error
 
 // ReplaceRecoveryCodes sets a user's recovery codes (hashes), dropping the old ones.
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.replaceCodes(ctx, tx, userID, hashes) })
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.replaceCodes(ctx, tx, userID, hashes) })
 }
 
 func (s *Store) replaceCodes(ctx context.Context, tx *sql.Tx, userID string, hashes [][]byte) error {
@@ -135,7 +135,7 @@ func (s *Store) CreateToken(ctx context.Context, t Token) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.now()
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO api_tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			t.ID, t.UserID, t.Name, t.Hash, joinList(t.Hosts), ms(t.CreatedAt), ms(t.ExpiresAt), ms(t.LastUsedAt), ms(t.RevokedAt))
 		if err != nil {
@@ -166,7 +166,7 @@ func (s *Store) Tokens(ctx context.Context, userID string) ([]Token, error) {
 
 // RevokeToken revokes one of a user's tokens.
 func (s *Store) RevokeToken(ctx context.Context, userID, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at = 0"),
 			ms(s.now()), id, userID)
 		if err != nil {
@@ -183,7 +183,7 @@ func (s *Store) RevokeToken(ctx context.Context, userID, id string) error {
 // RevokeTokens revokes every live API token of a user and reports how many.
 func (s *Store) RevokeTokens(ctx context.Context, userID string) (int64, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
 			ms(s.now()), userID)
 		if err != nil {

@@ -35,7 +35,7 @@ func (s *Store) CreateSession(ctx context.Context, se Session) error {
 // the process that made it can hold it at once with the right revision.
 func (s *Store) CreateSessionRev(ctx context.Context, se Session) (int64, error) {
 	var rev int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			se.ID, se.UserID, nonNil(se.CredentialID), se.Method, ms(se.CreatedAt), ms(se.VerifiedAt), ms(se.LastSeenAt),
 			ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID))
@@ -81,7 +81,7 @@ func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) 
 
 // RevokeSession ends one session (of userID, or of anyone when userID is empty).
 func (s *Store) RevokeSession(ctx context.Context, userID, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		query, args := "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0", []any{ms(s.now()), id}
 		if userID != "" {
 			query, args = query+" AND user_id = ?", append(args, userID)
@@ -101,7 +101,7 @@ func (s *Store) RevokeSession(ctx context.Context, userID, id string) error {
 // RevokeSessions ends every session of a user and reports how many.
 func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
 			ms(s.now()), userID)
 		if err != nil {
@@ -116,7 +116,7 @@ func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error
 
 // VerifySession records a fresh passkey verification on a session (step-up).
 func (s *Store) VerifySession(ctx context.Context, id string, at time.Time, credentialID []byte, backupEligible bool, aaguid []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET verified_at = ?, credential_id = ?, backup_eligible = ?, aaguid = ?
 			WHERE id = ? AND revoked_at = 0`), ms(at), credentialID, b2i(backupEligible), nonNil(aaguid), id)
 		if err != nil {
@@ -135,7 +135,7 @@ func (s *Store) TouchSessions(ctx context.Context, seen map[string]time.Time) er
 	if len(seen) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for id, at := range seen {
 			if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"),
 				ms(at), id, ms(at)); err != nil {

@@ -362,7 +362,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if m.version <= current {
 			continue
 		}
-		if err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			// Another process (a replica, the CLI) may have applied it since we looked: look again
 			// inside the write transaction, which serializes migrators.
 			var done sql.NullInt64
@@ -387,13 +387,16 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // tx runs fn in a write transaction (BEGIN IMMEDIATE on SQLite, so writers queue instead of
 // failing with SQLITE_BUSY on upgrade), bounded by the timeout as a whole.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, cancel, err := s.db.BeginTx(ctx, nil)
+//
+// fn gets the bounded context and must run its statements with it: a statement under another
+// context would keep the transaction (and on PostgreSQL the caller) waiting past the deadline.
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	tx, ctx, cancel, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer cancel()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		tx.Rollback()
 		return classify(err)
 	}
@@ -405,18 +408,26 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // readTx runs fn in one consistent read transaction that never takes the write lock: a deferred
 // transaction on SQLite's read pool, REPEATABLE READ READ ONLY on PostgreSQL.
-func (s *Store) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) readTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return s.readTxWithin(ctx, s.rdb, fn)
+}
+
+// bulkTimeout bounds reads that scale with the data (a full snapshot at start), which a per-call
+// timeout meant for single rows would fail on a large database.
+const bulkTimeout = time.Minute
+
+func (s *Store) readTxWithin(ctx context.Context, db timed, fn func(context.Context, *sql.Tx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == Postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
-	tx, cancel, err := s.rdb.BeginTx(ctx, opts)
+	tx, ctx, cancel, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer cancel()
 	defer tx.Rollback()
-	return classify(fn(tx))
+	return classify(fn(ctx, tx))
 }
 
 // Backup writes a consistent copy of the database to path (which must not exist).

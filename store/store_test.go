@@ -217,6 +217,8 @@ var suite = []struct {
 	{"snapshot", testSnapshot},
 	{"migrations", testMigrations},
 	{"concurrent_open", testConcurrentOpen},
+	{"change_log", testChangeLog},
+	{"retention", testRetention},
 }
 
 func testUsers(e *env) {

@@ -29,7 +29,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Names are matched without regard to case wherever a person types one, so "Alice"
 		// cannot be created next to "alice": the check and the insert are one statement.
 		res, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") SELECT ?, ?, ?, ?, ?, ?, ? "+
@@ -116,7 +116,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 }
 
 func (s *Store) changeUser(ctx context.Context, id, query string, args ...any) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(query), args...)
 		if err != nil {
 			return fmt.Errorf("store: user %s: %w", id, err)
@@ -141,7 +141,8 @@ func (s *Store) HasAnyPasskey(ctx context.Context) (bool, error) {
 // Snapshot loads users, live sessions and live tokens in one read transaction.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	bulk := timed{db: s.rraw, timeout: max(bulkTimeout, s.rdb.timeout)}
+	err := s.readTxWithin(ctx, bulk, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		snap, err = s.snapshot(ctx, tx)
 		return err

@@ -83,13 +83,14 @@ type cluster struct {
 	blockKey string
 	public   string // http://localhost:PORT, the origin browsers see
 	appHost  string // a host protected with policy passkey
+	pg       *lktest.PGServer
 }
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	srv := lktest.StartPostgres(t)
 	dir := t.TempDir()
-	c := &cluster{t: t, bin: buildLatchkey(t), dsn: srv.NewDatabase(t), public: "http://localhost:" + replicaPort(freeLoopbackAddr(t)),
+	c := &cluster{t: t, pg: srv, bin: buildLatchkey(t), dsn: srv.NewDatabase(t), public: "http://localhost:" + replicaPort(freeLoopbackAddr(t)),
 		appHost: "app.example.test", hashKey: filepath.Join(dir, "hash.key"), blockKey: filepath.Join(dir, "block.key")}
 	// Shared through config: every replica reads the same key files.
 	for _, f := range []string{c.hashKey, c.blockKey} {
@@ -459,7 +460,9 @@ func TestReplicas(t *testing.T) {
 		cookie := br.cookies["latchkey_session"]
 		br.must(a, http.MethodPost, "/.latchkey/logout", []byte("{}"), http.StatusOK)
 		br.cookies["latchkey_session"] = cookie // a stolen copy of the cookie must stop working too
-		took := br.refusedWithin(b, propagation)
+		// Issue 17: a revocation travels as a delta within one poll (1 s), plus the check's own
+		// round trip.
+		took := br.refusedWithin(b, time.Second+500*time.Millisecond)
 		t.Logf("revocation on A enforced by B after %s", took.Round(time.Millisecond))
 		br.mustForward(a, http.StatusUnauthorized)
 		// The admin's other session is untouched.
@@ -589,6 +592,83 @@ func TestReplicas(t *testing.T) {
 		db.QueryRow("SELECT COUNT(*) FROM invites WHERE user_id = $1 AND used_at <> 0", carolID).Scan(&used)
 		if creds != 1 || used != 1 {
 			t.Fatalf("after enrolling on A: %d credentials, %d used invites", creds, used)
+		}
+	})
+	// Issue 17: a replica that cannot confirm its view with the database stops allowing sessions
+	// within storage.max_staleness (5 s), keeps answering liveness, is not ready, and recovers
+	// by itself when the database is back.
+	t.Run("postgres_stopped_right_after_a_revocation", func(t *testing.T) {
+		const maxStaleness = 5 * time.Second
+		b2 := c.start("B2")
+		br := c.browser()
+		br.login(a, a, adminPK)
+		br.mustForward(b2, http.StatusOK)
+		admin.mustForward(b2, http.StatusOK)
+		cookie := br.cookies["latchkey_session"]
+		br.must(a, http.MethodPost, "/.latchkey/logout", []byte("{}"), http.StatusOK)
+		c.pg.Stop(t)
+		stopped := time.Now()
+		br.cookies["latchkey_session"] = cookie
+		// The revoked session: refused within max_staleness + 1 s (401 when B2 saw the revocation
+		// before the outage, 503 once its view is stale).
+		for {
+			rep, err := br.forward(b2)
+			if err == nil && (rep.status == http.StatusUnauthorized || rep.status == http.StatusServiceUnavailable) {
+				t.Logf("revoked session refused by B2 (%d) %s after the database stopped", rep.status, time.Since(stopped).Round(time.Millisecond))
+				break
+			}
+			if time.Since(stopped) > maxStaleness+time.Second {
+				t.Fatalf("B2 still answers %d (%v) for a revoked session %s after the database stopped", rep.status, err, time.Since(stopped))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Every session fails closed past the bound, with Retry-After; liveness stays 200 and
+		// readiness is not 200.
+		for {
+			rep, err := admin.forward(b2)
+			if err == nil && rep.status == http.StatusServiceUnavailable {
+				if rep.header.Get("Retry-After") == "" || !strings.Contains(rep.header.Get("Content-Type"), "json") {
+					t.Fatalf("stale answer without Retry-After or JSON: %v %s", rep.header, rep.body)
+				}
+				t.Logf("B2 fails closed %s after the database stopped", time.Since(stopped).Round(time.Millisecond))
+				break
+			}
+			if time.Since(stopped) > maxStaleness+time.Second {
+				t.Fatalf("B2 still answers %d (%v) %s after the database stopped", rep.status, err, time.Since(stopped))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, r := range []*replica{a, b2} {
+			if rep, err := admin.send(r, http.MethodGet, "/.latchkey/healthz", nil, nil); err != nil || rep.status != http.StatusOK {
+				t.Fatalf("liveness of %s during the outage: %d %v", r.name, rep.status, err)
+			}
+			if rep, err := admin.send(r, http.MethodGet, "/.latchkey/readyz", nil, nil); err != nil || rep.status == http.StatusOK {
+				t.Fatalf("readiness of %s during the outage: %d %v", r.name, rep.status, err)
+			}
+		}
+		c.pg.Start(t)
+		restarted := time.Now()
+		for {
+			rep, err := admin.send(b2, http.MethodGet, "/.latchkey/readyz", nil, nil)
+			if err == nil && rep.status == http.StatusOK {
+				break
+			}
+			if time.Since(restarted) > 30*time.Second {
+				t.Fatalf("B2 not ready %s after the database came back: %d %v\n%s", time.Since(restarted), rep.status, err, b2.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("B2 ready again %s after the database came back", time.Since(restarted).Round(time.Millisecond))
+		var live int
+		if err := c.db().QueryRow("SELECT COUNT(*) FROM sessions WHERE revoked_at = 0 AND id IN (SELECT ref FROM changes WHERE kind = 'session' ORDER BY rev DESC LIMIT 1)").Scan(&live); err != nil || live != 0 {
+			t.Fatalf("the database lost the revocation across the restart (%d live, %v): a harness problem, not B2's", live, err)
+		}
+		admin.mustForward(b2, http.StatusOK)
+		br.mustForward(b2, http.StatusUnauthorized)
+		for _, want := range []string{"session view is stale", "confirmed with the store again"} {
+			if !strings.Contains(b2.logs.String(), want) {
+				t.Errorf("B2's log lacks %q", want)
+			}
 		}
 	})
 }

@@ -68,7 +68,9 @@ type Config struct {
 	LogLevel        slog.Level
 	// Wrap, when set, puts a handler in front of the proxy (the OpenID Provider's routes); it
 	// runs once the auth service exists and before the server starts.
-	Wrap func(e *Env, next http.Handler) http.Handler
+	Wrap         func(e *Env, next http.Handler) http.Handler
+	MaxStaleness time.Duration // default: auth's own (5 s)
+	StoreTimeout time.Duration // default: the store's own (2 s)
 }
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
@@ -86,6 +88,7 @@ type Env struct {
 	// BlockKey is the session block key the auth service was built with.
 	BlockKey []byte
 	cancel   context.CancelFunc
+	ran      chan struct{} // closed when Auth.Run returned
 }
 
 // SyncBuffer is a goroutine-safe log sink.
@@ -121,7 +124,7 @@ func New(t testing.TB, cfg Config) *Env {
 	clock := &Clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Env{T: t, Dir: dir, DBPath: filepath.Join(dir, "latchkey.db"), Clock: clock, Logs: &SyncBuffer{}, cancel: cancel}
-	st, err := store.Open(ctx, store.Options{Path: e.DBPath, Now: clock.Now})
+	st, err := store.Open(ctx, store.Options{Path: e.DBPath, Now: clock.Now, Timeout: cfg.StoreTimeout})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -181,12 +184,14 @@ func New(t testing.TB, cfg Config) *Env {
 			return ""
 		},
 		Mailer: cfg.Mailer, Logger: log, Now: clock.Now, PollInterval: 100 * time.Millisecond,
+		MaxStaleness: cfg.MaxStaleness,
 	})
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
 	e.Auth = svc
-	go svc.Run(ctx)
+	e.ran = make(chan struct{})
+	go func() { svc.Run(ctx); close(e.ran) }()
 	h, err := proxy.New(proxy.Options{Auth: svc, PublicURL: e.Public, Trusted: trusted, Rules: rules, Redirects: redirects,
 		CookieName: "latchkey_session", Routes: routes, UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, Now: clock.Now})
 	if err != nil {
@@ -202,7 +207,7 @@ func New(t testing.TB, cfg Config) *Env {
 	e.Server.Start()
 	t.Cleanup(func() {
 		e.Server.Close()
-		cancel()
+		e.Stop()
 		st.Close()
 		if strings.Contains(e.Logs.String(), "panic") {
 			t.Errorf("a panic was logged:\n%s", e.Logs.String())
@@ -232,6 +237,13 @@ func (e *Env) AddUser(name string, groups ...string) (store.User, string) {
 	}
 	lu, _ := url.Parse(link)
 	return u, lu.Query().Get("token")
+}
+
+// Stop ends the server's background work (Auth.Run) and waits for it, as serve does before it
+// closes the store: the final last-seen flush is written when Stop returns.
+func (e *Env) Stop() {
+	e.cancel()
+	<-e.ran
 }
 
 // Refresh makes the server's in-memory view reflect the store now.

@@ -29,6 +29,9 @@ const PostgresDSNEnv = "LATCHKEY_TEST_POSTGRES_DSN"
 // one named by PostgresDSNEnv.
 type PGServer struct {
 	admin *url.URL // DSN of the maintenance database "postgres"
+	// ctl runs pg_ctl with the given action on a server this package started (nil for one named
+	// by PostgresDSNEnv), for tests that take the database away and bring it back.
+	ctl func(action string) ([]byte, error)
 }
 
 // skipOrFatal skips the test with a clear reason, or fails it under CI=true, where every part of
@@ -148,7 +151,33 @@ func StartPostgres(t testing.TB) *PGServer {
 	})
 	admin := &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path: "/postgres", RawQuery: "sslmode=disable"}
-	return &PGServer{admin: admin}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
+	ctl := func(action string) ([]byte, error) {
+		if action == "stop" {
+			// Fast, not immediate: the test server runs with synchronous_commit=off, and an
+			// immediate stop would lose commits that their clients saw succeed.
+			return command(pgctl, "-D", data, "-m", "fast", "-w", "stop").CombinedOutput()
+		}
+		return command(pgctl, "-D", data, "-o", opts, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "30", "start").CombinedOutput()
+	}
+	return &PGServer{admin: admin, ctl: ctl}
+}
+
+// Stop stops the server at once (an outage); Start brings it back on the same port. Both skip the
+// test on a server named by PostgresDSNEnv, which this package does not control.
+func (p *PGServer) Stop(t testing.TB) { p.control(t, "stop") }
+
+// Start starts a server that Stop stopped.
+func (p *PGServer) Start(t testing.TB) { p.control(t, "start") }
+
+func (p *PGServer) control(t testing.TB, action string) {
+	t.Helper()
+	if p.ctl == nil {
+		t.Skipf("the PostgreSQL server of %s is not this test's to %s", PostgresDSNEnv, action)
+	}
+	if out, err := p.ctl(action); err != nil {
+		t.Fatalf("pg_ctl %s: %v\n%s", action, err, out)
+	}
 }
 
 func freePort(t testing.TB) int {
