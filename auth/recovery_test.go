@@ -455,6 +455,11 @@ func TestMagicLinkNoOracle(t *testing.T) {
 	answerOf := func(r *lktest.Response) answer {
 		h := r.Header.Clone()
 		h.Del("Date")
+		// Every answer carries its own request ID; it tells nothing about the account.
+		if !validReqID(h.Get("X-Request-Id")) {
+			t.Fatalf("no request ID on the answer: %v", h)
+		}
+		h.Del("X-Request-Id")
 		return answer{r.StatusCode, string(r.Body), fmt.Sprint(h)}
 	}
 	var want answer
@@ -516,3 +521,6 @@ func TestMagicLinkWithoutMailer(t *testing.T) {
 	requestLink(t, env.Client(), "alice")
 	unchanged(t, env, before, "a link request without a mailer")
 }
+
+// validReqID: the request log's IDs are a per-process prefix, a dash and a counter.
+func validReqID(id string) bool { return len(id) > 2 && strings.Contains(id, "-") }

@@ -30,7 +30,7 @@ func BenchmarkAppForwardAuth(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer a.store.Close()
-	handler := requestLog(a.log, a.handler)
+	handler := a.handler
 	srv := httptest.NewServer(handler)
 	defer srv.Close()
 	if err := bootstrap(ctx, a, io.Discard); err != nil {

@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -68,9 +65,9 @@ func startOpsApp(t *testing.T, dataDir, extra string) *opsApp {
 		t.Fatalf("buildApp: %v", err)
 	}
 	go a.auth.Run(ctx)
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: requestLog(a.log, a.handler), ReadHeaderTimeout: 5 * time.Second}}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second}}
 	srv.Start()
-	msrv := httptest.NewServer(a.metrics.handler())
+	msrv := httptest.NewServer(a.metrics.Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		msrv.Close()
@@ -284,166 +281,4 @@ func labelString(labels map[string]string) string {
 	}
 	sort.Strings(parts)
 	return "{" + strings.Join(parts, ",") + "}"
-}
-
-// TestGrafanaDashboardMatchesMetrics keeps deploy/grafana in step with metrics.go: every
-// latchkey_ series the dashboard queries exists, and every latchkey_ family is on the dashboard.
-func TestGrafanaDashboardMatchesMetrics(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(lktest.RepoDir(t), "deploy", "grafana", "latchkey-dashboard.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash map[string]any
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatalf("dashboard JSON: %v", err)
-	}
-	var exprs []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, val := range x {
-				if s, ok := val.(string); ok && k == "expr" {
-					exprs = append(exprs, s)
-				}
-				walk(val)
-			}
-		case []any:
-			for _, val := range x {
-				walk(val)
-			}
-		}
-	}
-	walk(dash)
-	if len(exprs) == 0 {
-		t.Fatal("the dashboard has no queries")
-	}
-
-	m := newMetrics()
-	m.watchSessions(fixedSessions(0))
-	m.watchView(fixedAge(0))
-	m.Upstream("app.example.test", http.StatusOK, time.Millisecond) // families without labels known in advance
-	fams, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, f := range fams {
-		known[f.GetName()] = true
-		if f.GetType() == dto.MetricType_HISTOGRAM {
-			for _, s := range []string{"_bucket", "_count", "_sum"} {
-				known[f.GetName()+s] = true
-			}
-		}
-	}
-	used := map[string]bool{}
-	ident := regexp.MustCompile(`\b(latchkey_[a-z_]+|process_[a-z_]+|go_[a-z_]+)\b`)
-	for _, e := range exprs {
-		for _, name := range ident.FindAllString(e, -1) {
-			used[name] = true
-			if !known[name] {
-				t.Errorf("the dashboard queries %s, which Latchkey does not expose (expr %q)", name, e)
-			}
-		}
-	}
-	for _, f := range fams {
-		name := f.GetName()
-		if !strings.HasPrefix(name, "latchkey_") {
-			continue
-		}
-		if !used[name] && !used[name+"_bucket"] && !used[name+"_count"] && !used[name+"_sum"] {
-			t.Errorf("%s is not on the dashboard", name)
-		}
-	}
-}
-
-type fixedAge time.Duration
-
-func (a fixedAge) ViewAge() time.Duration { return time.Duration(a) }
-
-type fixedSessions int
-
-func (f fixedSessions) ActiveSessions() int { return int(f) }
-
-// TestRequestLog checks the request line: a request ID (the proxy's when usable), no query
-// string, no cookies, and X-Request-Id on Latchkey's own pages only.
-func TestRequestLog(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(withRequestID(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		log.InfoContext(r.Context(), "inside")
-		if r.URL.Path == "/.latchkey/boom" {
-			w.WriteHeader(http.StatusInternalServerError)
-		}
-	})
-	h := requestLog(log, inner)
-	cases := []struct {
-		name      string
-		path      string
-		reqID     string
-		wantID    string // "" = any generated ID
-		wantHdr   bool
-		wantLevel string
-	}{
-		{"page with proxy id", "/.latchkey/login?rd=https%3A%2F%2Fa.example.com%2F&token=s3cret", "f00d-1234", "f00d-1234", true, "DEBUG"},
-		{"page with forged id", "/.latchkey/login", "x\n{\"level\":\"ERROR\"}", "", true, "DEBUG"},
-		{"forward auth stays bare", "/.latchkey/auth/forward?token=s3cret", "", "", false, "DEBUG"},
-		{"upstream traffic stays bare", "/dashboard?api_key=s3cret", "abc", "abc", false, "DEBUG"},
-		{"server error is a warning", "/.latchkey/boom", "", "", true, "WARN"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			buf.Reset()
-			req := httptest.NewRequest(http.MethodGet, "http://localhost"+c.path, nil)
-			req.Header.Set("Cookie", "latchkey_session=s3cret")
-			req.Header.Set("Authorization", "Bearer s3cret")
-			if c.reqID != "" {
-				req.Header.Set("X-Request-Id", c.reqID)
-			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if strings.Contains(buf.String(), "s3cret") {
-				t.Errorf("a secret from the query, cookie or Authorization header was logged:\n%s", buf.String())
-			}
-			var lines []map[string]any
-			for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-				var m map[string]any
-				if err := json.Unmarshal([]byte(l), &m); err != nil {
-					t.Fatalf("log line %q: %v", l, err)
-				}
-				lines = append(lines, m)
-			}
-			if len(lines) != 2 {
-				t.Fatalf("want 2 log lines (inside, request), got %d:\n%s", len(lines), buf.String())
-			}
-			reqLine := lines[1]
-			id, _ := reqLine["request_id"].(string)
-			if !validRequestID(id) || (c.wantID != "" && id != c.wantID) {
-				t.Errorf("request_id = %q, want %q", id, c.wantID)
-			}
-			if reqLine["level"] != c.wantLevel {
-				t.Errorf("level = %v, want %s", reqLine["level"], c.wantLevel)
-			}
-			if got := rec.Header().Get("X-Request-Id"); (got != "") != c.wantHdr || (got != "" && got != id) {
-				t.Errorf("X-Request-Id response header = %q, want present=%v and equal to %q", got, c.wantHdr, id)
-			}
-			// On Latchkey's own pages the handler's own lines carry the same ID.
-			if c.wantHdr && lines[0]["request_id"] != id {
-				t.Errorf("the handler's log line has request_id %v, want %q", lines[0]["request_id"], id)
-			}
-		})
-	}
-}
-
-// BenchmarkRequestLogHotPath measures what the request log adds to a forward-auth check when
-// debug logging is off (the default).
-func BenchmarkRequestLogHotPath(b *testing.B) {
-	log := slog.New(withRequestID(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	h := requestLog(log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	req := httptest.NewRequest(http.MethodGet, "http://localhost/.latchkey/auth/forward", nil)
-	w := httptest.NewRecorder()
-	b.ReportAllocs()
-	for b.Loop() {
-		h.ServeHTTP(w, req)
-	}
 }

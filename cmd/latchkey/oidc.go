@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,9 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkeyhq/latchkey/account"
-	"github.com/latchkeyhq/latchkey/auth"
 	"github.com/latchkeyhq/latchkey/oidc"
-	"github.com/latchkeyhq/latchkey/proxy"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -58,31 +54,13 @@ func (c OIDCConfig) validate(bad func(key, format string, args ...any)) {
 }
 
 // newProvider builds the OpenID Provider for serve.
-func newProvider(cfg Config, st *store.Store, svc *auth.Service, blockKey []byte, trusted proxy.TrustedProxies, log *slog.Logger) (*oidc.Provider, error) {
-	return oidc.New(oidc.Options{
-		PublicURL: publicURL(cfg), Store: st, Sessions: svc, BlockKey: blockKey,
+// oidcOptions are the OpenID Provider's settings from the config; the gateway fills in the rest.
+func oidcOptions(cfg Config) oidc.Options {
+	return oidc.Options{
 		SigningAlg: cfg.OIDC.SigningAlg, AccessTokenLifetime: cfg.OIDC.AccessTokenLifetime,
 		IDTokenLifetime: cfg.OIDC.IDTokenLifetime, RefreshTokenLifetime: cfg.OIDC.RefreshTokenLifetime,
 		TokenRate: cfg.OIDC.TokenRateLimit,
-		ClientAddr: func(r *http.Request) string {
-			if a, ok := trusted.ClientAddr(r); ok {
-				return a.String()
-			}
-			return ""
-		},
-		Logger: log,
-	})
-}
-
-// withOIDC sends everything under /.latchkey/oidc/ to the provider and the rest to next.
-func withOIDC(next http.Handler, p *oidc.Provider) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, oidc.Prefix+"/") {
-			p.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	}
 }
 
 func newOIDCCommand() *cobra.Command {

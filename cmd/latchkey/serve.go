@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,8 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkeyhq/latchkey/auth"
-	"github.com/latchkeyhq/latchkey/oidc"
-	"github.com/latchkeyhq/latchkey/proxy"
+	"github.com/latchkeyhq/latchkey/internal/gateway"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -67,9 +65,9 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
-		return slog.New(withRequestID(slog.NewJSONHandler(w, opts)))
+		return slog.New(gateway.WithRequestID(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(withRequestID(slog.NewTextHandler(w, opts)))
+	return slog.New(gateway.WithRequestID(slog.NewTextHandler(w, opts)))
 }
 
 // openStore opens the configured database: PostgreSQL when a DSN is set, else the SQLite file.
@@ -129,22 +127,23 @@ func sessionKeys(cfg Config) (hashKey, blockKey []byte, err error) {
 	return hashKey, blockKey, nil
 }
 
-// app is a fully wired gateway, ready to serve.
+// app is a fully wired gateway with the config it came from.
 type app struct {
 	cfg     Config
 	log     *slog.Logger
+	gw      *gateway.Gateway
 	store   *store.Store
 	auth    *auth.Service
-	oidc    *oidc.Provider
-	handler http.Handler
-	metrics *metrics
+	handler http.Handler // the whole front door, request log included
+	metrics *gateway.Metrics
 	public  *url.URL
 }
 
+// buildApp opens the store, loads the keys and builds the gateway from the config. On error
+// nothing stays open.
 func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	log := newLogger(cfg.Log, logOut)
 	public, _ := url.Parse(cfg.Server.PublicURL)
-	public.Path = ""
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -157,63 +156,31 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	if err != nil {
 		return fail(err)
 	}
-	trusted, err := proxy.ParseTrustedProxies(cfg.Server.TrustedProxies)
-	if err != nil {
-		return fail(fmt.Errorf("server.trusted_proxies: %w", err))
-	}
-	rules, err := proxy.CompileRules(cfg.AccessControl.Rules, cfg.AccessControl.DefaultPolicy)
-	if err != nil {
-		return fail(err)
-	}
-	var routes []proxy.Route
-	hosts := rules.Hosts()
-	for _, rc := range cfg.Routes {
-		// As written: a route host without a port takes that host on any port, one with a port
-		// only that port (the "https" default would turn "app:443" into "app", any port).
-		h, _ := proxy.CanonicalHost(rc.Host, "")
-		u, _ := url.Parse(rc.Upstream)
-		routes = append(routes, proxy.Route{Host: h, Upstream: u})
-		hosts = append(hosts, h)
-	}
-	redirects := proxy.RedirectPolicy{Portal: public, Hosts: hosts, CookieDomain: strings.TrimPrefix(cfg.Session.CookieDomain, ".")}
-	m := newMetrics()
 	mailer, err := newMailer(cfg.SMTP)
 	if err != nil {
 		return fail(err)
 	}
-	origins := cfg.WebAuthn.Origins
-	svc, err := auth.New(ctx, st, auth.Options{
-		PublicURL: public, RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName, Origins: origins,
-		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
-		Lifetime: cfg.Session.Lifetime, Inactivity: cfg.Session.Inactivity, HashKey: hashKey, BlockKey: blockKey,
-		SafeRedirect: func(raw string) string { s, _ := redirects.Safe(raw); return s },
-		ClientAddr: func(r *http.Request) string {
-			if a, ok := trusted.ClientAddr(r); ok {
-				return a.String()
-			}
-			return ""
+	routes := make([]gateway.Route, 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		routes = append(routes, gateway.Route{Host: rc.Host, Upstream: rc.Upstream})
+	}
+	oo := oidcOptions(cfg)
+	gw, err := gateway.New(ctx, gateway.Settings{
+		Store: st, Logger: log, Version: version,
+		Auth: auth.Options{
+			PublicURL: public, RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName, Origins: cfg.WebAuthn.Origins,
+			CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
+			Lifetime: cfg.Session.Lifetime, Inactivity: cfg.Session.Inactivity, HashKey: hashKey, BlockKey: blockKey,
+			Mailer: mailer, AdminGroup: cfg.Admin.Group, MaxStaleness: cfg.Storage.MaxStaleness,
 		},
-		Mailer: mailer, AdminGroup: cfg.Admin.Group, Metrics: m, Logger: log,
-		MaxStaleness: cfg.Storage.MaxStaleness, ViewMetrics: m,
+		TrustedProxies: cfg.Server.TrustedProxies, DefaultPolicy: cfg.AccessControl.DefaultPolicy,
+		Rules: cfg.AccessControl.Rules, Routes: routes, UpstreamTimeout: cfg.Server.Timeouts.Upstream,
+		OIDC: &oo,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	h, err := proxy.New(proxy.Options{
-		Auth: svc, PublicURL: public, Trusted: trusted, Rules: rules, Redirects: redirects,
-		CookieName: cfg.Session.CookieName, Routes: routes, UpstreamTimeout: cfg.Server.Timeouts.Upstream,
-		Logger: log, Metrics: m,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	prov, err := newProvider(cfg, st, svc, blockKey, trusted, log)
-	if err != nil {
-		return fail(err)
-	}
-	m.watchSessions(svc)
-	m.watchView(svc)
-	return &app{cfg: cfg, log: log, store: st, auth: svc, oidc: prov, handler: withOIDC(h, prov), metrics: m, public: public}, nil
+	return &app{cfg: cfg, log: log, gw: gw, store: st, auth: gw.Auth, handler: gw.Handler, metrics: gw.Metrics, public: gw.Public}, nil
 }
 
 // bootstrap prints an enrolment link for "admin" while nobody has a passkey, so that a first run
@@ -314,18 +281,16 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	// last-seen flush) and the sweeper have stopped, and the store closes only after that.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); a.auth.Run(ctx) }()
-	go func() { defer bg.Done(); a.oidc.Run(ctx) }()
+	ran := make(chan struct{})
+	go func() { a.gw.Run(ctx); close(ran) }()
 	defer func() {
 		cancel()
-		bg.Wait()
+		<-ran
 		a.store.Close()
 	}()
 
 	srv := &http.Server{
-		Handler:           requestLog(a.log, a.handler),
+		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.Server.Timeouts.ReadHeader,
 		ReadTimeout:       cfg.Server.Timeouts.Read,
 		WriteTimeout:      cfg.Server.Timeouts.Write,
@@ -347,7 +312,7 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 			return err
 		}
 		metricsAddr = mln.Addr().String()
-		metricsSrv = &http.Server{Handler: a.metrics.handler(), ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = &http.Server{Handler: a.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		metricsDone := make(chan struct{})
 		go func() { metricsSrv.Serve(mln); close(metricsDone) }()
 		defer func() { metricsSrv.Close(); <-metricsDone }()

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/latchkeyhq/latchkey/auth"
+	"github.com/latchkeyhq/latchkey/internal/gateway"
 	"github.com/latchkeyhq/latchkey/proxy"
 	"github.com/latchkeyhq/latchkey/store"
 )
@@ -75,11 +76,14 @@ type Config struct {
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
 type Env struct {
-	T       testing.TB
-	Dir     string
-	DBPath  string
-	Store   *store.Store
-	Auth    *auth.Service
+	T      testing.TB
+	Dir    string
+	DBPath string
+	Store  *store.Store
+	Auth   *auth.Service
+	// Gateway is the whole wiring; Handler is its proxy handler alone (no request log), for
+	// tests and benchmarks that call it without TCP.
+	Gateway *gateway.Gateway
 	Handler *proxy.Handler
 	Server  *httptest.Server
 	Public  *url.URL
@@ -152,56 +156,33 @@ func New(t testing.TB, cfg Config) *Env {
 	if cfg.Inactivity == 0 {
 		cfg.Inactivity = 2 * time.Hour
 	}
-	trusted, err := proxy.ParseTrustedProxies(cfg.TrustedProxies)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules, err := proxy.CompileRules(cfg.Rules, cfg.DefaultPolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts := rules.Hosts()
-	var routes []proxy.Route
+	routes := make([]gateway.Route, 0, len(cfg.Routes))
 	for h, up := range cfg.Routes {
-		u, err := url.Parse(up)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, _ := proxy.CanonicalHost(h, e.Public.Scheme)
-		routes = append(routes, proxy.Route{Host: ch, Upstream: u})
-		hosts = append(hosts, ch)
+		routes = append(routes, gateway.Route{Host: h, Upstream: up})
 	}
-	redirects := proxy.RedirectPolicy{Portal: e.Public, Hosts: hosts, CookieDomain: cfg.CookieDomain}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	svc, err := auth.New(ctx, st, auth.Options{
-		PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain,
-		Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
-		SafeRedirect: func(raw string) string { s, _ := redirects.Safe(raw); return s },
-		ClientAddr: func(r *http.Request) string {
-			if a, ok := trusted.ClientAddr(r); ok {
-				return a.String()
-			}
-			return ""
+	// The wiring serve uses (request log and metrics included), with the test's clock, keys and
+	// a short poll interval.
+	gw, err := gateway.New(ctx, gateway.Settings{
+		Store: st, Logger: log, Version: "test",
+		Auth: auth.Options{
+			PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain,
+			Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
+			Mailer: cfg.Mailer, Now: clock.Now, PollInterval: 100 * time.Millisecond, MaxStaleness: cfg.MaxStaleness,
 		},
-		Mailer: cfg.Mailer, Logger: log, Now: clock.Now, PollInterval: 100 * time.Millisecond,
-		MaxStaleness: cfg.MaxStaleness,
+		TrustedProxies: cfg.TrustedProxies, DefaultPolicy: cfg.DefaultPolicy, Rules: cfg.Rules, Routes: routes,
+		UpstreamTimeout: cfg.UpstreamTimeout,
 	})
 	if err != nil {
-		t.Fatalf("auth: %v", err)
+		t.Fatalf("gateway: %v", err)
 	}
-	e.Auth = svc
+	e.Gateway, e.Auth, e.Handler = gw, gw.Auth, gw.Proxy
 	e.ran = make(chan struct{})
-	go func() { svc.Run(ctx); close(e.ran) }()
-	h, err := proxy.New(proxy.Options{Auth: svc, PublicURL: e.Public, Trusted: trusted, Rules: rules, Redirects: redirects,
-		CookieName: "latchkey_session", Routes: routes, UpstreamTimeout: cfg.UpstreamTimeout, Logger: log, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Handler = h
+	go func() { gw.Run(ctx); close(e.ran) }()
 	e.BlockKey = cfg.BlockKey
-	var handler http.Handler = h
+	handler := gw.Handler
 	if cfg.Wrap != nil {
-		handler = cfg.Wrap(e, h)
+		handler = cfg.Wrap(e, handler)
 	}
 	e.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}}
 	e.Server.Start()

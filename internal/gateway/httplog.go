@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// requestIDKey carries the request ID in a request's context, for withRequestID.
+// requestIDKey carries the request ID in a request's context, for WithRequestID.
 type requestIDKey struct{}
 
 // requestIDs hands out request IDs: a random per-process prefix and a counter, unique across
@@ -58,15 +58,15 @@ func hotPath(r *http.Request) bool {
 	return !strings.HasPrefix(r.URL.Path, "/.latchkey/") || strings.HasPrefix(r.URL.Path, "/.latchkey/auth/")
 }
 
-// requestLog logs one line per request with a request ID: at debug level, or warn for a 5xx.
+// RequestLog logs one line per request with a request ID: at debug level, or warn for a 5xx.
 // It never logs the query string (enrolment tokens and rd live there), cookies or any other
 // header. Authorization checks stay at debug so that a flood of unauthenticated checks leaves no
 // trace at info level (design: no per-request state or info log without a valid session).
 //
-// Requests to Latchkey's own pages and API also get the ID in their context (see withRequestID,
+// Requests to Latchkey's own pages and API also get the ID in their context (see WithRequestID,
 // so that auth's log lines carry it) and in an X-Request-Id response header, to quote when
 // reporting a problem.
-func requestLog(log *slog.Logger, next http.Handler) http.Handler {
+func RequestLog(log *slog.Logger, next http.Handler) http.Handler {
 	ids := newRequestIDs()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hot := hotPath(r)
@@ -110,9 +110,9 @@ func requestLog(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// withRequestID adds the request_id attribute to every record logged with a request's context
+// WithRequestID adds the request_id attribute to every record logged with a request's context
 // (log.InfoContext(r.Context(), ...)), so that one ID ties a request's lines together.
-func withRequestID(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+func WithRequestID(h slog.Handler) slog.Handler { return requestIDHandler{h} }
 
 type requestIDHandler struct{ slog.Handler }
 

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"net/http"
@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics holds Latchkey's collectors on their own registry (no global state), served on
+// Metrics holds Latchkey's collectors on their own registry (no global state), served on
 // metrics.listen. It implements auth.Recorder and proxy.Recorder.
-type metrics struct {
+type Metrics struct {
 	reg         *prometheus.Registry
 	authz       *prometheus.CounterVec
 	authzTime   *prometheus.HistogramVec
@@ -41,8 +41,8 @@ var (
 	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted", "unavailable"}
 )
 
-func newMetrics() *metrics {
-	m := &metrics{
+func NewMetrics(version string) *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_authz_requests_total",
@@ -116,7 +116,7 @@ func newMetrics() *metrics {
 
 // watchSessions exports the live session count from the in-memory view (no database query per
 // scrape).
-func (m *metrics) watchSessions(src interface{ ActiveSessions() int }) {
+func (m *Metrics) watchSessions(src interface{ ActiveSessions() int }) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "latchkey_sessions_active",
 		Help: "Sessions that are neither revoked nor expired, as this process sees them.",
@@ -125,7 +125,7 @@ func (m *metrics) watchSessions(src interface{ ActiveSessions() int }) {
 
 // watchView exports the age of the in-memory view: how long ago it last confirmed itself with
 // the store (past storage.max_staleness, forward auth fails closed).
-func (m *metrics) watchView(src interface{ ViewAge() time.Duration }) {
+func (m *Metrics) watchView(src interface{ ViewAge() time.Duration }) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "latchkey_view_age_seconds",
 		Help: "Seconds since the in-memory session view last confirmed itself with the store.",
@@ -133,14 +133,14 @@ func (m *metrics) watchView(src interface{ ViewAge() time.Duration }) {
 }
 
 // ViewDeltas counts changes applied to the view (session.Recorder).
-func (m *metrics) ViewDeltas(n int) {
+func (m *Metrics) ViewDeltas(n int) {
 	if n > 0 {
 		m.viewDeltas.Add(float64(n))
 	}
 }
 
 // ViewLoad records a full load of the view.
-func (m *metrics) ViewLoad(d time.Duration, ok bool) {
+func (m *Metrics) ViewLoad(d time.Duration, ok bool) {
 	result := "ok"
 	if !ok {
 		result = "failed"
@@ -150,15 +150,15 @@ func (m *metrics) ViewLoad(d time.Duration, ok bool) {
 }
 
 // StoreError counts a failed store call by operation.
-func (m *metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
+func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
 
-// handler serves the registry in the Prometheus text (or OpenMetrics) format.
-func (m *metrics) handler() http.Handler {
+// Handler serves the registry in the Prometheus text (or OpenMetrics) format.
+func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 }
 
 // Authz records one authorization decision; d is 0 when nothing was decided (an untrusted peer).
-func (m *metrics) Authz(endpoint, result string, d time.Duration) {
+func (m *Metrics) Authz(endpoint, result string, d time.Duration) {
 	c, ok := m.bound[[2]string{endpoint, result}]
 	if !ok {
 		c = authzChildren{m.authz.WithLabelValues(endpoint, result), m.authzTime.WithLabelValues(endpoint)}
@@ -169,7 +169,7 @@ func (m *metrics) Authz(endpoint, result string, d time.Duration) {
 	}
 }
 
-func (m *metrics) bindAuthz() {
+func (m *Metrics) bindAuthz() {
 	m.bound = map[[2]string]authzChildren{}
 	for _, e := range authzEndpoints {
 		for _, r := range authzResults {
@@ -179,12 +179,12 @@ func (m *metrics) bindAuthz() {
 }
 
 // Upstream records one proxied request in reverse-proxy mode.
-func (m *metrics) Upstream(route string, _ int, d time.Duration) {
+func (m *Metrics) Upstream(route string, _ int, d time.Duration) {
 	m.upstream.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // Ceremony records the end of a WebAuthn ceremony.
-func (m *metrics) Ceremony(kind, result string) { m.ceremonies.WithLabelValues(kind, result).Inc() }
+func (m *Metrics) Ceremony(kind, result string) { m.ceremonies.WithLabelValues(kind, result).Inc() }
 
 // RateLimited records a request refused by a limiter.
-func (m *metrics) RateLimited(scope string) { m.rateLimited.WithLabelValues(scope).Inc() }
+func (m *Metrics) RateLimited(scope string) { m.rateLimited.WithLabelValues(scope).Inc() }
