@@ -22,8 +22,12 @@ const (
 // never writes. A restricted (recovery) session is returned as such; callers that guard resources
 // must refuse it. When the view is stale (issue 17), a request that presents a token or a validly
 // signed cookie is refused with Identity.Stale set, so that adapters answer 503, not a login.
-func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
-	if id, ok := s.authenticateToken(r); ok || id.Stale {
+func (s *Service) Authenticate(r *http.Request) (Identity, bool) { return s.AuthenticateAt(r, s.now()) }
+
+// AuthenticateAt is Authenticate at a time the caller read once for the whole request (the
+// forward-auth check passes the same instant to the rules and to Touch).
+func (s *Service) AuthenticateAt(r *http.Request, now time.Time) (Identity, bool) {
+	if id, ok := s.authenticateToken(r, now); ok || id.Stale {
 		return id, ok
 	}
 	// A browser can hold more than one cookie of this name (a stale host-only one next to the
@@ -39,7 +43,7 @@ func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
 		if err != nil {
 			continue
 		}
-		id, res := s.view.Check(r.Context(), sid, s.now())
+		id, res := s.view.Check(r.Context(), sid, now)
 		return id, res == session.Allowed
 	}
 	return Identity{}, false
@@ -51,6 +55,9 @@ const maxCookieTries = 4
 // Touch records an allowed use of a session: the inactivity clock slides only on allowed
 // checks, never on refused ones (a 403 must not keep an idle session alive).
 func (s *Service) Touch(id Identity) { s.view.Touch(id, s.now()) }
+
+// TouchAt is Touch at the instant the caller read for the request.
+func (s *Service) TouchAt(id Identity, now time.Time) { s.view.Touch(id, now) }
 
 // cookieValue returns the first cookie of that name. Unlike r.Cookie it does not build a Cookie
 // for every cookie in the header, and it stops at the first match.

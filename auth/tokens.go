@@ -49,7 +49,7 @@ func bearer(r *http.Request) (string, bool) {
 // client address one token of the "token-ip" bucket; while the bucket is empty every token from
 // that address is refused, the right one included, so guessing is bounded. The token itself is
 // never logged.
-func (s *Service) authenticateToken(r *http.Request) (Identity, bool) {
+func (s *Service) authenticateToken(r *http.Request, now time.Time) (Identity, bool) {
 	tok, ok := bearer(r)
 	if !ok {
 		return Identity{}, false
@@ -63,7 +63,7 @@ func (s *Service) authenticateToken(r *http.Request) (Identity, bool) {
 		s.limits.reserve("token-ip", addr, true)
 		return Identity{}, false
 	}
-	id, res := s.view.Token(sha256.Sum256([]byte(tok)), s.now())
+	id, res := s.view.Token(sha256.Sum256([]byte(tok)), now)
 	if res == session.Stale {
 		return id, false // not the client's fault: no token bucket spent
 	}

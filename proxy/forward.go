@@ -52,10 +52,12 @@ type Decision struct {
 func (d Decision) Allowed() bool { return d.outcome == allow }
 
 // decide is the one decision core behind every adapter: match the rules, then check the session
-// against the rule's requirements. It reads no database on the common path.
-func (h *Handler) decide(r *http.Request, t *target) Decision {
+// against the rule's requirements, all at the one instant now. It reads no database on the common
+// path and changes nothing: the adapter that acts on an allow slides the idle clock (allowed), so
+// that a look at a decision (the request debugger) never keeps a session alive.
+func (h *Handler) decide(r *http.Request, t *target, now time.Time) Decision {
 	rule := h.opts.Rules.Match(&Request{Method: t.method, Scheme: t.scheme, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
-	id, signedIn := h.auth.Authenticate(r)
+	id, signedIn := h.auth.AuthenticateAt(r, now)
 	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host, t.scheme) {
 		// A token is valid only for its hosts; elsewhere it is as good as none.
 		id, signedIn = auth.Identity{}, false
@@ -68,7 +70,6 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 	switch rule.Policy {
 	case PolicyBypass:
 		if signedIn && !id.Restricted() {
-			h.auth.Touch(id)
 			return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "bypass"}
 		}
 		return Decision{outcome: allow, Rule: rule, Reason: "bypass"}
@@ -94,12 +95,29 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 		if id.Method == auth.MethodToken {
 			return Decision{outcome: forbid, Identity: id, Rule: rule, Reason: "rule requires a recent passkey check; tokens cannot do one"}
 		}
-		if h.opts.Now().Sub(id.VerifiedAt) > rule.MaxAge {
+		if now.Sub(id.VerifiedAt) > rule.MaxAge {
 			return Decision{outcome: stepUp, Identity: id, Rule: rule, Reason: "passkey check older than max_age"}
 		}
 	}
-	h.auth.Touch(id) // the idle clock slides on allowed checks only
 	return Decision{outcome: allow, Identity: id, Rule: rule, Reason: "passkey"}
+}
+
+// allowed acts on an allowed decision: the idle clock of its session slides (on allowed checks
+// only: a 403 must not keep an idle session alive).
+func (h *Handler) allowed(d Decision, now time.Time) {
+	if d.outcome == allow && d.Identity.User != nil {
+		h.auth.TouchAt(d.Identity, now)
+	}
+}
+
+// clock reads the time once for a request: the start of its duration metric and the instant
+// its decision is made at. With an injected clock (tests) the two differ.
+func (h *Handler) clock() (start, now time.Time) {
+	start = time.Now()
+	if h.fakeClock {
+		return start, h.opts.Now()
+	}
+	return start, start
 }
 
 // tokenHostAllowed applies the port semantics of rules to a token's hosts: a host without a
@@ -173,7 +191,7 @@ func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint s
 
 // forward serves Traefik's forwardAuth and Caddy's forward_auth (X-Forwarded-*).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start, now := h.clock()
 	if !h.trustedPeer(w, r, "forward") {
 		return
 	}
@@ -182,12 +200,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		h.finish(w, r, "forward", start, nil, Decision{outcome: badRequest, Reason: bad}, true)
 		return
 	}
-	h.finish(w, r, "forward", start, &t, h.decide(r, &t), true)
+	d := h.decide(r, &t, now)
+	h.allowed(d, now)
+	h.finish(w, r, "forward", start, &t, d, true)
 }
 
 // request serves Nginx's auth_request (X-Original-URL); it never redirects.
 func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start, now := h.clock()
 	if !h.trustedPeer(w, r, "request") {
 		return
 	}
@@ -196,7 +216,9 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
 		h.finish(w, r, "request", start, nil, Decision{outcome: badRequest, Reason: bad}, false)
 		return
 	}
-	h.finish(w, r, "request", start, &t, h.decide(r, &t), false)
+	d := h.decide(r, &t, now)
+	h.allowed(d, now)
+	h.finish(w, r, "request", start, &t, d, false)
 }
 
 // Reasons for refusing forwarded headers. Each names the header that is wrong (issue 18), so

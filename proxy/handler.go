@@ -60,6 +60,9 @@ type Handler struct {
 	portalHost string
 	// untrustedLog limits the untrusted-peer warning: a scanner must not be able to flood the log.
 	untrustedLog *rate.Limiter
+	// fakeClock is set when Options.Now was given (tests): then the instant a decision is made
+	// at comes from it, while durations still come from the wall clock.
+	fakeClock bool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -75,6 +78,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = nopRecorder{}
 	}
+	fake := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -94,6 +98,7 @@ func New(opts Options) (*Handler, error) {
 		portalHost: portal,
 		// A misconfigured proxy shows up at once; a flood costs a few lines a second at most.
 		untrustedLog: rate.NewLimiter(rate.Every(time.Second), 5),
+		fakeClock:    fake,
 	}
 	for _, rt := range opts.Routes {
 		c, ok := CanonicalHost(rt.Host, "")

@@ -241,7 +241,7 @@ func removeCookie(r *http.Request, name string) {
 // serveUpstream is reverse-proxy mode: find the route by Host, decide on this very request (its
 // Host and path, never on X-Forwarded-* describing another one), then proxy.
 func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start, now := h.clock()
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -273,7 +273,8 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
-	d := h.decide(r, &t)
+	d := h.decide(r, &t, now)
+	h.allowed(d, now)
 	if !d.Allowed() {
 		t.scheme = h.opts.PublicURL.Scheme // the login page sends the browser back over public_url's scheme
 		h.finish(w, r, "proxy", start, &t, d, true)

@@ -116,14 +116,10 @@ func New(ctx context.Context, s Settings) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := ao.Now
-	if now == nil {
-		now = time.Now
-	}
 	h, err := proxy.New(proxy.Options{
 		Auth: svc, PublicURL: &public, Trusted: trusted, Rules: rules, Redirects: redirects,
 		CookieName: ao.CookieName, Routes: routes, UpstreamTimeout: s.UpstreamTimeout,
-		Logger: log, Metrics: m, Now: now,
+		Logger: log, Metrics: m, Now: ao.Now, // nil: the wall clock, read once per request
 	})
 	if err != nil {
 		return nil, err
