@@ -75,6 +75,9 @@ type auditRow struct {
 	Detail string // the rest of the detail, passkeys named
 }
 
+// byOthers are events about a user that someone else caused, without an actor in the detail.
+var byOthers = map[string]struct{}{account.EventLinkCreated: {}}
+
 // credentialRefs finds the passkey references audit rows carry ("credential REF", "passkey=REF").
 var credentialRefs = regexp.MustCompile(`(credential |passkey=)([A-Za-z0-9_-]{8})\b`)
 
@@ -82,6 +85,10 @@ var credentialRefs = regexp.MustCompile(`(credential |passkey=)([A-Za-z0-9_-]{8}
 // write "actor=NAME target=NAME ..."; the other events are the row's user acting themselves.
 func makeAuditRow(e store.Event, userName string, passkeys map[string]string) auditRow {
 	row := auditRow{Event: e, Name: EventName(e.Event), Actor: userName, Detail: e.Detail}
+	if _, ok := byOthers[e.Event]; ok {
+		// Written for the user by someone the row does not name (the row before it does).
+		row.Actor, row.Target = "", userName
+	}
 	if rest, ok := strings.CutPrefix(e.Detail, "actor="); ok {
 		actor, rest, _ := strings.Cut(rest, " ")
 		row.Actor = actor

@@ -318,11 +318,19 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	for i, t := range cred.Transport {
 		transports[i] = string(t)
 	}
+	// Enrolment through a link or a recovery session signs the user in with the new passkey: the
+	// ceremony just verified it, so it counts as used now. A signed-in user adding a passkey keeps
+	// their session.
+	cur, signedIn := s.Authenticate(r)
+	signsIn := st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID
 	sc := store.Credential{
 		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, r.UserAgent(), existing),
 		PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID,
 		Transports: transports, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
 		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, CreatedAt: s.now(),
+	}
+	if signsIn {
+		sc.LastUsedAt = sc.CreatedAt
 	}
 	enrol := store.Enrolment{Credential: sc, InviteID: st.InviteID}
 	var codes []string
@@ -348,10 +356,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	if len(codes) > 0 {
 		s.audit(ctx, r, u.ID, "recovery_codes_created", fmt.Sprintf("%d codes", len(codes)))
 	}
-	// Enrolment through a link or a recovery session signs the user in with the new passkey: the
-	// ceremony just verified it. A signed-in user adding a passkey keeps their session.
-	cur, signedIn := s.Authenticate(r)
-	if st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID {
+	if signsIn {
 		if signedIn && cur.Restricted() && cur.User.ID == u.ID {
 			if err := s.store.RevokeSession(ctx, u.ID, cur.SessionID); err == nil {
 				s.Refresh(ctx)

@@ -36,7 +36,9 @@ func TestAdminConsole(t *testing.T) {
 	tb.shot("admin-users")
 	tb.checkNoLayoutShift("admin users page")
 
-	// Add a user: the link and its QR code are shown once.
+	// Add a user in the dialog: the link and its QR code are shown once.
+	tb.click("user-add-open")
+	tb.waitFor("the add-user dialog", `document.getElementById("user-add-dialog").open && document.activeElement.id === "user-name"`)
 	tb.do(
 		chromedp.SendKeys(chromedp.ID("user-name"), "dave"),
 		chromedp.SendKeys(chromedp.ID("user-display"), "Dave Lister"),
@@ -69,16 +71,32 @@ func TestAdminConsole(t *testing.T) {
 	tb.shot("admin-user-added")
 	tb.checkNoOverflow("admin users page with the enrolment link")
 
+	if !tb.visible("enrolment-localhost") {
+		t.Error("no warning next to the QR code of a localhost link")
+	} else if w := tb.text("enrolment-localhost"); !strings.Contains(w, "phone cannot open") || !strings.Contains(w, "ssh -L") || !strings.Contains(w, "public_url") {
+		t.Errorf("the localhost warning says %q", w)
+	}
+	// The list behind the dialog already has dave: it updated in place.
+	if !eval[bool](tb, `[...document.querySelectorAll("#users tbody tr")].some(tr => tr.dataset.name === "dave")`) {
+		t.Error("the users table lacks dave before a reload")
+	}
+	tb.click("enrolment-done")
+	tb.waitFor("the dialog closed, focus back on its button", `!document.getElementById("user-add-dialog").open && document.activeElement.id === "user-add-open"`)
+	if msg := tb.statusIn("users-section"); !strings.Contains(msg, "dave") {
+		t.Errorf("the users list says %q after adding, want it to name dave", msg)
+	}
+	tb.shot("admin-user-added-list")
+
 	tb.do(chromedp.Reload())
-	tb.waitFor("the users page after a reload", `document.readyState === "complete" && !!document.querySelector('#users li')`)
+	tb.waitFor("the users page after a reload", `document.readyState === "complete" && !!document.querySelector('#users tbody tr')`)
 	if body := eval[string](tb, `document.body.innerText`); strings.Contains(body, link) {
 		t.Error("the enrolment link is shown again after a reload")
 	}
 	if tb.visible("enrolment") {
 		t.Error("the enrolment box is visible after a reload")
 	}
-	row := eval[string](tb, `[...document.querySelectorAll("#users li")].map(li => li.textContent.replace(/\s+/g, " ")).find(t => t.includes("dave")) || ""`)
-	for _, want := range []string{"Dave Lister", "crew, family", "0 passkeys"} {
+	row := eval[string](tb, `[...document.querySelectorAll("#users tbody tr")].map(tr => tr.textContent.replace(/\s+/g, " ")).find(t => t.includes("dave")) || ""`)
+	for _, want := range []string{"Dave Lister", "crew, family", "0 passkeys", "never", "not enrolled"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("users list row %q lacks %q", row, want)
 		}
@@ -86,7 +104,7 @@ func TestAdminConsole(t *testing.T) {
 
 	// Disable and enable dave on his page.
 	// The list links users by ID; click the link that names dave.
-	if !eval[bool](tb, `(() => { const a = [...document.querySelectorAll("#users li a")].find(a => a.textContent.trim() === "dave");
+	if !eval[bool](tb, `(() => { const a = [...document.querySelectorAll("#users tbody a")].find(a => a.textContent.trim() === "dave");
 		if (a) a.click(); return !!a; })()`) {
 		t.Fatal("no link to dave in the users list")
 	}
@@ -97,19 +115,26 @@ func TestAdminConsole(t *testing.T) {
 	userPage := tb.location()
 	tb.shot("admin-user")
 	tb.answerDialogs("")
+	eval[bool](tb, `(() => { window.__lkSamePage = true; return true; })()`)
 	tb.click("user-disable")
 	tb.waitFor("dave disabled", `document.readyState === "complete" && !!document.getElementById("user-disabled") && !!document.getElementById("user-enable")`)
+	if msg := tb.statusIn("account-section"); !strings.Contains(msg, "Disabled dave") {
+		t.Errorf("next to the actions: %q, want what disabling ended", msg)
+	}
 	tb.shot("admin-user-disabled")
 	tb.click("user-enable")
 	tb.waitFor("dave enabled", `document.readyState === "complete" && !document.getElementById("user-disabled") && !!document.getElementById("user-disable")`)
+	if !eval[bool](tb, `window.__lkSamePage === true`) {
+		t.Error("the user page reloaded; it should update in place")
+	}
 	tb.shot("admin-user-enabled")
 	tb.checkNoLayoutShift("admin user page")
 
 	// The audit log shows what was done, newest first.
 	tb.navigate(admin + "/audit")
 	tb.waitURL(admin + "/audit")
-	events := eval[[]string](tb, `[...document.querySelectorAll("#audit tbody tr")].map(tr => (tr.cells[0] || {}).textContent || "")`)
-	want := []string{"user_enabled", "user_disabled", "user_added"}
+	events := eval[[]string](tb, `[...document.querySelectorAll("#audit tbody tr .event-name")].map(td => td.textContent)`)
+	want := []string{"User enabled", "User disabled", "User added"}
 	if len(events) < len(want) {
 		t.Fatalf("audit log events %v, want at least %v first", events, want)
 	}
@@ -147,6 +172,7 @@ func TestAdminConsole(t *testing.T) {
 	}
 	ph.navigate(admin)
 	ph.waitURL(admin)
+	ph.click("user-add-open")
 	ph.do(chromedp.SendKeys(chromedp.ID("user-name"), "kryten"))
 	ph.click("user-add-submit")
 	ph.waitFor("the enrolment link", `!document.getElementById("enrolment").hidden`)
@@ -168,7 +194,7 @@ func TestAdminConsole(t *testing.T) {
 	}
 	carol.navigate(admin)
 	carol.waitFor("the refusal page", `document.readyState === "complete"`)
-	if body := eval[string](carol, `document.body.innerText`); !strings.Contains(body, "administrators") || strings.Contains(body, "Add a user") {
+	if body := eval[string](carol, `document.body.innerText`); !strings.Contains(body, "administrators") || strings.Contains(body, "All users") {
 		t.Errorf("non-admin on /.latchkey/admin sees %q", body)
 	}
 	carol.shot("non-admin-403")

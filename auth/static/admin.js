@@ -88,11 +88,12 @@
           email: document.getElementById("user-email").value.trim(),
           groups: document.getElementById("user-groups").value.split(",").map(g => g.trim()).filter(Boolean),
         });
+        addForm.reset();
         addForm.hidden = true;
         showEnrolment(name, res);
         say("User " + name + " added.", "ok", document.getElementById("enrolment-copy"));
         await refresh(["users"]);
-        say("User " + name + " added. Their enrolment link is below until you close it.", "ok", opener);
+        say("User " + name + " added. Their enrolment link is shown once, in the dialog.", "ok", opener);
         document.getElementById("enrolment-done").focus();
         return res;
       });
