@@ -37,12 +37,14 @@
   const withStepUp = lk.withStepUp || (fn => fn());
   const explain = lk.explain || (e => e.message);
   async function act(near, fn, okText) {
+    // Where the outcome goes is decided now: the button may be replaced by the refresh.
+    const where = lk.statusFor ? lk.statusFor(near) : near;
     try {
-      const res = await withStepUp(fn, near);
-      if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", near);
+      const res = await withStepUp(fn, where);
+      if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", where);
       return res;
     } catch (e) {
-      say(explain(e), "error", near);
+      say(explain(e), "error", where);
     }
   }
   function showEnrolment(name, res) {

@@ -212,7 +212,7 @@
   }
   // Other page scripts (tokens, admin) use the same helpers; they load after this one.
   window.latchkey = { api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
-    refresh: refresh, formatTimes: formatTimes, signal: signal };
+    refresh: refresh, formatTimes: formatTimes, signal: signal, statusFor: statusFor };
 
   // Turns an exception into words a person can act on: WebAuthn errors by name, server
   // answers by their message (the server's words are meant for people), never a stack trace.
@@ -446,11 +446,13 @@
     // act runs an action (renewing the passkey check in place when asked) and shows its outcome
     // next to the element that started it.
     const act = async (near, fn, okText) => {
+      // Where the outcome goes is decided now: the button may be replaced by the list refresh.
+      const where = statusFor(near);
       try {
-        const res = await withStepUp(fn, near);
-        if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", near);
+        const res = await withStepUp(fn, where);
+        if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", where);
         return res;
-      } catch (e) { say(explain(e), "error", near); }
+      } catch (e) { say(explain(e), "error", where); }
     };
     const addButton = document.getElementById("passkey-add");
     addButton.addEventListener("click", () => act(addButton, async () => {
