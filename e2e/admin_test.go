@@ -154,7 +154,7 @@ func TestAdminConsole(t *testing.T) {
 
 	// The same pages on a phone: sign in with a copy of the passkey (the page's conditional
 	// request signs in at once), then nothing may stick out of the 390 px screen.
-	ph := newTab(t, tabOptions{phone: true})
+	ph := newTab(t, tabOptions{phone: true, dark: true})
 	ph.addCredentials(ph.addAuthenticator(authOptions{}), creds)
 	ph.navigate(admin)
 	ph.waitURL(admin) // through the login page, then back with a fresh verification

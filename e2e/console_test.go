@@ -447,3 +447,71 @@ func TestRecoveryFollowUps(t *testing.T) {
 		})
 	}
 }
+
+// TestNativeDialogRecorder: the recorder every tab carries (nativeDialogScript) catches a page
+// that calls window.confirm, so the whole suite fails on one; this test takes its own catch back.
+func TestNativeDialogRecorder(t *testing.T) {
+	srv := startServer(t, serverConfig{demo: true})
+	tb := newTab(t, tabOptions{})
+	tb.navigate(srv.URL + "/.latchkey/login")
+	if got := eval[bool](tb, `window.confirm("probe")`); got {
+		t.Error("the recorder's confirm answered true")
+	}
+	deadline := time.Now().Add(step)
+	for {
+		tb.mu.Lock()
+		caught := -1
+		for i, e := range tb.errs {
+			if strings.Contains(e, "window.confirm: probe") {
+				caught = i
+			}
+		}
+		if caught >= 0 {
+			tb.errs = append(tb.errs[:caught], tb.errs[caught+1:]...)
+		}
+		tb.mu.Unlock()
+		if caught >= 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a call of window.confirm was not recorded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTokensInPlace: on the tokens page a new token joins the list and a revoked one changes
+// state without a reload, each message next to what caused it; revoking asks in the dialog.
+func TestTokensInPlace(t *testing.T) {
+	for _, sz := range sizes {
+		t.Run(sz.name, func(t *testing.T) {
+			srv := startServer(t, serverConfig{demo: true})
+			tb := newTab(t, sz.opts)
+			enrol(t, tb, srv)
+			tb.navigate(srv.URL + "/.latchkey/tokens")
+			tb.waitURL(srv.URL + "/.latchkey/tokens")
+			eval[bool](tb, `(() => { window.__lkSamePage = true; return true; })()`)
+			tb.do(chromedp.SendKeys(chromedp.ID("token-name"), "backup"), chromedp.SendKeys(chromedp.ID("token-hosts"), "app.localhost"))
+			tb.click("token-create")
+			tb.waitFor("the token listed", `[...document.querySelectorAll("#tokens li[data-id]")].some(li => li.textContent.includes("backup"))`)
+			if msg := tb.statusIn("token-form"); !strings.Contains(msg, "backup") || !strings.Contains(msg, "Copy it now") {
+				t.Errorf("next to the form: %q", msg)
+			}
+			if txt := eval[string](tb, `document.querySelector("#tokens li[data-id] time").title`); txt == "" {
+				t.Error("the token's dates have no exact time on hover")
+			}
+			tb.shot("token-created")
+			tb.answerDialogs("")
+			tb.do(chromedp.Click(chromedp.CSS(`#tokens [data-token-action=revoke]`)))
+			tb.waitFor("the token revoked in place", `document.querySelector("#tokens li[data-id]").dataset.status === "revoked" && !document.querySelector("#tokens [data-token-action=revoke]")`)
+			if msg := eval[string](tb, `document.querySelector("#tokens + .status").textContent`); !strings.Contains(msg, "revoked") {
+				t.Errorf("next to the list: %q", msg)
+			}
+			if !eval[bool](tb, `window.__lkSamePage === true`) {
+				t.Error("the tokens page reloaded")
+			}
+			tb.checkNoOverflow("tokens page")
+			tb.shot("token-revoked")
+		})
+	}
+}
