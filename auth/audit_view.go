@@ -79,7 +79,8 @@ type auditRow struct {
 var byOthers = map[string]struct{}{account.EventLinkCreated: {}}
 
 // credentialRefs finds the passkey references audit rows carry ("credential REF", "passkey=REF").
-var credentialRefs = regexp.MustCompile(`(credential |passkey=)([A-Za-z0-9_-]{8})\b`)
+// A reference is 8 base64url characters, which may end in "-" or "_" (so no \b after it).
+var credentialRefs = regexp.MustCompile(`(credential |passkey=)([A-Za-z0-9_-]{8})([^A-Za-z0-9_-]|$)`)
 
 // makeAuditRow splits an event's detail into actor, target and the rest. Account operations
 // write "actor=NAME target=NAME ..."; the other events are the row's user acting themselves.
@@ -104,9 +105,9 @@ func makeAuditRow(e store.Event, userName string, passkeys map[string]string) au
 	row.Detail = credentialRefs.ReplaceAllStringFunc(row.Detail, func(m string) string {
 		sub := credentialRefs.FindStringSubmatch(m)
 		if name, ok := passkeys[sub[2]]; ok {
-			return "passkey “" + name + "”"
+			return "passkey “" + name + "”" + sub[3]
 		}
-		return "passkey " + sub[2] + " (removed)"
+		return "passkey " + sub[2] + " (removed)" + sub[3]
 	})
 	return row
 }

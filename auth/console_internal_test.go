@@ -85,7 +85,7 @@ func TestEveryAuditEventHasAName(t *testing.T) {
 
 func TestAuditRowRendering(t *testing.T) {
 	pk := []byte("a passkey credential id")
-	passkeys := map[string]string{credRef(pk): "Work laptop"}
+	passkeys := map[string]string{credRef(pk): "Work laptop", "FGdNZiL-": "Phone"}
 	gone := credRef([]byte("removed one"))
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, c := range []struct {
@@ -102,6 +102,10 @@ func TestAuditRowRendering(t *testing.T) {
 			"E-mail address changed", "alice", "", "email_set=true"},
 		{"a sign-in", store.Event{Event: "login", Detail: "credential " + credRef(pk)}, "alice",
 			"Signed in", "alice", "", "passkey “Work laptop”"},
+		{"a reference ending in a dash", store.Event{Event: "backup_flags_changed", Detail: "credential FGdNZiL-: backup eligible false→true"}, "alice",
+			"Passkey backup state changed", "alice", "", "passkey “Phone”: backup eligible false→true"},
+		{"a reference at the end", store.Event{Event: "login", Detail: "credential FGdNZiL-"}, "alice",
+			"Signed in", "alice", "", "passkey “Phone”"},
 		{"an unknown passkey", store.Event{Event: "login_failed", Detail: "passkey not registered (removed or unknown)"}, "",
 			"Sign-in refused", "", "", "passkey not registered (removed or unknown)"},
 		{"a link made for someone", store.Event{Event: "enrolment_link_created"}, "dave",

@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -144,13 +145,56 @@ func TestAdminConsole(t *testing.T) {
 			break
 		}
 	}
+	type auditRow struct{ Event, Actor, Target, Detail, When, Exact string }
+	rows := eval[[]auditRow](tb, `[...document.querySelectorAll("#audit tbody tr[data-event]")].map(tr => ({Event: tr.dataset.event,
+		Actor: tr.querySelector(".actor").textContent, Target: tr.querySelector(".target").textContent,
+		Detail: tr.querySelector(".detail").textContent, When: tr.querySelector("time").textContent, Exact: tr.querySelector("time").title}))`)
+	var disabledRow, addedPasskey *auditRow
+	for i := range rows {
+		switch rows[i].Event {
+		case "user_disabled":
+			disabledRow = &rows[i]
+		case "passkey_added":
+			addedPasskey = &rows[i]
+		}
+	}
+	if disabledRow == nil || disabledRow.Actor != "admin" || disabledRow.Target != "dave" || strings.Contains(disabledRow.Detail, "actor=") {
+		t.Errorf("the user_disabled row: %+v, want actor admin and target dave in their own columns", disabledRow)
+	}
+	if disabledRow != nil && (disabledRow.When != "just now" || disabledRow.Exact == "" || strings.Contains(disabledRow.Exact, "UTC")) {
+		t.Errorf("the row's time: %q (title %q), want words and the local time on hover", disabledRow.When, disabledRow.Exact)
+	}
+	if addedPasskey == nil || addedPasskey.Detail != "passkey “Chrome on Linux”" {
+		t.Errorf("the passkey_added row: %+v, want the passkey by name", addedPasskey)
+	}
 	tb.shot("admin-audit")
-	tb.navigate(admin + "/audit?event=user_disabled")
+	// The event dropdown filters.
+	tb.do(chromedp.SetValue(chromedp.ID("audit-event"), "user_disabled"))
+	tb.do(chromedp.Click(chromedp.CSS(`#audit-filter button[type=submit]`)))
 	tb.waitURL(admin + "/audit?")
-	if n := eval[int](tb, `document.querySelectorAll("#audit tbody tr").length`); n != 1 {
+	if n := eval[int](tb, `document.querySelectorAll("#audit tbody tr[data-event]").length`); n != 1 {
 		t.Errorf("audit log filtered by event: %d rows, want 1", n)
 	}
+	if got := eval[string](tb, `document.getElementById("audit-event").selectedOptions[0].textContent`); got != "User disabled" {
+		t.Errorf("the dropdown shows %q after filtering", got)
+	}
 	tb.shot("admin-audit-filtered")
+	// A date range: today (UTC) holds the rows, tomorrow none.
+	today := time.Now().UTC().Format("2006-01-02")
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	for _, c := range []struct {
+		from, to string
+		some     bool
+	}{{today, today, true}, {tomorrow, "", false}, {"", today, true}} {
+		tb.navigate(admin + "/audit?event=user_disabled&from=" + c.from + "&to=" + c.to)
+		tb.waitURL(admin + "/audit?")
+		if n := eval[int](tb, `document.querySelectorAll("#audit tbody tr[data-event]").length`); (n > 0) != c.some {
+			t.Errorf("from %q to %q: %d rows", c.from, c.to, n)
+		}
+		if got := eval[string](tb, `document.getElementById("audit-from").value`); got != c.from {
+			t.Errorf("the from field shows %q, want %q", got, c.from)
+		}
+	}
 
 	// The same pages on a phone: sign in with a copy of the passkey (the page's conditional
 	// request signs in at once), then nothing may stick out of the 390 px screen.
