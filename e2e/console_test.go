@@ -515,3 +515,43 @@ func TestTokensInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalCurrentUserDetails: after a sign-in the page tells the password manager the user's
+// current names (signalCurrentUserDetails), so a display name changed since the passkey was made
+// shows up in the browser's passkey list.
+func TestSignalCurrentUserDetails(t *testing.T) {
+	needBrowser(t)
+	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny"})
+	user, token := env.AddUser("alice")
+	tb := newTab(t, tabOptions{})
+	a := tb.addAuthenticator(authOptions{})
+	tb.navigate(env.Origin() + "/.latchkey/enroll?token=" + url.QueryEscape(token))
+	tb.click("passkey-register")
+	tb.waitFor("recovery codes", `!document.getElementById("codes").hidden`)
+	creds := tb.credentials(a)
+	if len(creds) != 1 || creds[0].UserDisplayName != user.DisplayName || user.DisplayName == "Alice Liddell" {
+		t.Fatalf("the new passkey holds %d credentials, display name %q", len(creds), creds[0].UserDisplayName)
+	}
+
+	user.DisplayName = "Alice Liddell"
+	if err := env.Store.UpdateUser(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
+	env.Refresh()
+	tb2 := newTab(t, tabOptions{})
+	a2 := tb2.addAuthenticator(authOptions{})
+	tb2.addCredentials(a2, creds)
+	tb2.navigate(env.Origin() + "/.latchkey/login")
+	tb2.waitURL(env.Origin() + "/.latchkey/account")
+	deadline := time.Now().Add(step)
+	for {
+		c := tb2.credentials(a2)
+		if len(c) == 1 && c[0].UserDisplayName == "Alice Liddell" && c[0].UserName == "alice" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the sign-in the authenticator holds %+v, want the display name Alice Liddell", c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
