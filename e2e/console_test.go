@@ -214,6 +214,9 @@ func TestNewPasskeyNamedInPlace(t *testing.T) {
 			tb.answerDialogs("")
 			tb.do(chromedp.Click(chromedp.CSS(`#passkeys li[data-id="` + secondID + `"] [data-action=remove]`)))
 			tb.waitFor("one passkey in place", `document.querySelectorAll("#passkeys li[data-id]").length === 1`)
+			if h := tb.text("last-passkey-hint"); !tb.visible("last-passkey-hint") || !strings.Contains(h, "only passkey") {
+				t.Errorf("down to one passkey, the page says %q (shown: %v)", h, tb.visible("last-passkey-hint"))
+			}
 			if msg := tb.statusIn("passkeys-section"); !strings.Contains(msg, "Phone") || !strings.Contains(msg, "removed") {
 				t.Errorf("next to the passkeys: %q", msg)
 			}

@@ -191,7 +191,8 @@
     const opts = await api("/.latchkey/api/login/begin", { step_up: true });
     const cred = await navigator.credentials.get({ publicKey: requestOptions(opts.publicKey) });
     if (!cred) throw Object.assign(new Error("No passkey was used."), { name: "NotAllowedError" });
-    await api("/.latchkey/api/login/finish", credentialJSON(cred));
+    const res = await api("/.latchkey/api/login/finish", credentialJSON(cred));
+    await signal(res.signal);
   }
   async function withStepUp(fn, near) {
     try {
