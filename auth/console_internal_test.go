@@ -199,3 +199,22 @@ func TestWhenRendersATimeElement(t *testing.T) {
 		t.Errorf("when = %s, want %s", got, want)
 	}
 }
+
+// TestRecoveryCodeSpellings: a recovery code is accepted as people type it: without dashes, in
+// any case, with spaces (issue 20 keeps this).
+func TestRecoveryCodeSpellings(t *testing.T) {
+	codes, hashes, err := newRecoveryCodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := codes[0]
+	for _, typed := range []string{code, strings.ToLower(code), strings.ReplaceAll(code, "-", ""),
+		strings.ToLower(strings.ReplaceAll(code, "-", "")), " " + strings.ReplaceAll(code, "-", " ") + " "} {
+		if got := hashCode(typed); string(got) != string(hashes[0]) {
+			t.Errorf("%q is not accepted for %q", typed, code)
+		}
+	}
+	if string(hashCode(codes[1])) == string(hashes[0]) {
+		t.Error("another code is accepted")
+	}
+}
