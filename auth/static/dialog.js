@@ -39,8 +39,12 @@
     form.append(h, p, label, input, actions);
     dlg.append(form);
     cancel.addEventListener("click", () => dlg.close("cancel"));
-    // A click on the backdrop (outside the form) cancels, like Escape.
-    dlg.addEventListener("click", ev => { if (ev.target === dlg) dlg.close("cancel"); });
+    // A click on the backdrop (outside the dialog's box) cancels, like Escape.
+    dlg.addEventListener("click", ev => {
+      if (ev.target !== dlg) return;
+      const r = dlg.getBoundingClientRect();
+      if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) dlg.close("cancel");
+    });
     (document.querySelector("main") || document.body).append(dlg);
   }
 
