@@ -36,6 +36,7 @@ type tab struct {
 	t    *testing.T
 	ctx  context.Context
 	dir  string // screenshots of this tab
+	dark bool   // emulates prefers-color-scheme: dark
 	mu   sync.Mutex
 	errs []string // uncaught page exceptions
 }
@@ -132,13 +133,8 @@ func newTab(t *testing.T, opts tabOptions) *tab {
 	if opts.phone {
 		tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	}
-	if opts.dark {
-		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
-		}); err != nil {
-			t.Fatalf("emulating dark mode: %v", err)
-		}
-	}
+	tb.dark = opts.dark
+	tb.emulateMedia("")
 	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{EnableUI: new(false)}); err != nil {
 		t.Fatalf("WebAuthn.enable: %v", err)
 	}
@@ -402,6 +398,19 @@ func (tb *tab) checkNoLayoutShift(where string) {
 	tb.t.Helper()
 	if cls := eval[float64](tb, `window.__lkCLS || 0`); cls > 0.02 {
 		tb.t.Errorf("%s: cumulative layout shift %.3f", where, cls)
+	}
+}
+
+// emulateMedia sets the emulated media type ("" for the screen, "print") and keeps the tab's
+// colour scheme.
+func (tb *tab) emulateMedia(media string) {
+	tb.t.Helper()
+	p := emulation.SetEmulatedMediaParams{Media: media}
+	if tb.dark {
+		p.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}
+	}
+	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, p); err != nil {
+		tb.t.Fatalf("emulating media %q (dark %v): %v", media, tb.dark, err)
 	}
 }
 

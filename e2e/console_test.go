@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/emulation"
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
@@ -356,18 +355,14 @@ func checkCodes(t *testing.T, tb *tab, where string) {
 	}
 	tb.checkNoOverflow(where)
 	// Print: only the codes are visible.
-	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
-		t.Fatal(err)
-	}
+	tb.emulateMedia("print")
 	visible := eval[[]string](tb, `[...document.querySelectorAll("h1, #status, .brand, #code-list, #download-codes, #personal-device-warning, #passkeys, #codes-regenerate")]
 		.filter(e => getComputedStyle(e).visibility === "visible" && e.checkVisibility()).map(e => e.id || e.tagName.toLowerCase())`)
 	if len(visible) != 1 || visible[0] != "code-list" {
 		t.Errorf("%s: printing shows %v, want only the code list", where, visible)
 	}
 	tb.shot("print")
-	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
-		t.Fatal(err)
-	}
+	tb.emulateMedia("")
 }
 
 // TestRecoveryFollowUps: a recovery (a code typed in lower case without dashes) gives a
