@@ -38,7 +38,9 @@ USER 65532:65532
 WORKDIR /etc/latchkey
 VOLUME /data
 EXPOSE 8080 9191
-# No curl or shell in the image: the binary asks its own /.latchkey/healthz.
+# No curl or shell in the image: the binary asks its own /.latchkey/healthz (liveness: 200 while
+# the process serves, also during a database outage). `latchkey healthcheck --ready` asks
+# /.latchkey/readyz instead (fresh session view, store answering and writable).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/usr/local/bin/latchkey", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/latchkey"]
 CMD ["serve"]

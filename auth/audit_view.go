@@ -55,6 +55,23 @@ var eventNames = map[string]string{
 	account.EventEmailChanged:    "E-mail address changed",
 	"token_created":              "API token created",
 	"token_revoked":              "API token revoked",
+	// single sign-on to apps (package oidc)
+	"oidc_client_added":              "App added",
+	"oidc_client_removed":            "App removed",
+	"oidc_client_secret_rotated":     "App secret replaced",
+	"oidc_client_auth_failed":        "App credentials refused",
+	"oidc_authorized":                "Signed in to an app",
+	"oidc_denied":                    "App sign-in refused",
+	"oidc_consent":                   "App access allowed",
+	"oidc_consent_denied":            "App access declined",
+	"oidc_grant":                     "App tokens issued",
+	"oidc_refresh":                   "App tokens refreshed",
+	"oidc_refresh_reused":            "App refresh token reused",
+	"oidc_code_reused":               "App sign-in code reused",
+	"oidc_revoke":                    "App token revoked",
+	"oidc_logout":                    "Signed out of an app",
+	"oidc_backchannel_logout":        "App told of a sign-out",
+	"oidc_backchannel_logout_failed": "App not told of a sign-out",
 }
 
 // EventName is an audit event's readable name ("Passkey added"); an event without one is shown

@@ -108,7 +108,7 @@ func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind
 		// ceremonies then would lock every legitimate user out for the flood's lifetime, so the
 		// oldest rows give way instead: the flood has to outpace a person's few seconds at the
 		// authenticator, from more addresses than the per-address limits allow.
-		if err := s.store.Sweep(ctx); err != nil {
+		if _, err := s.store.Sweep(ctx); err != nil {
 			return err
 		}
 		if n, err = s.store.CountCeremonies(ctx); err != nil {

@@ -147,3 +147,16 @@ func TestLoginNamesTheApplication(t *testing.T) {
 		}
 	}
 }
+
+// TestTypedNamesIgnoreCase: a person who types their name with other capitals ("Alice" for
+// alice) is still recognised where a name is typed, and a recovery code works without its
+// dashes and in lower case.
+func TestTypedNamesIgnoreCase(t *testing.T) {
+	env := accountEnv(t, lktest.Config{})
+	alice := join(t, env, "alice")
+	code := strings.ToLower(strings.ReplaceAll(alice.codes[0], "-", ""))
+	r := env.Client().PostJSON("/.latchkey/api/recover", map[string]string{"user": "Alice", "code": code})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("recovery as %q with %q: %d %s", "Alice", code, r.StatusCode, r.Body)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/latchkeyhq/latchkey/session"
 )
 
 // Options configure a Service. cmd/latchkey fills them from the config file.
@@ -41,6 +43,13 @@ type Options struct {
 	Now    func() time.Time
 	// PollInterval is how often the in-memory view checks the store for changes made elsewhere.
 	PollInterval time.Duration
+	// MaxStaleness bounds how long the view answers without confirming itself with the store
+	// (storage.max_staleness, default 5 s); past it, session and token checks fail closed.
+	MaxStaleness time.Duration
+	// ViewMetrics receives the view's events (deltas, full loads, store errors); nil records nothing.
+	ViewMetrics session.Recorder
+	// MailDrain bounds how long Run waits for recovery e-mails in flight at shutdown (default 10 s).
+	MailDrain time.Duration
 }
 
 // Mailer sends one message. It is satisfied by the SMTP mailer in cmd/latchkey and by tests.

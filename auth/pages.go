@@ -152,14 +152,25 @@ func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, 
 
 // ErrorPageTitled is ErrorPage with a title chosen by the caller; "" means ErrorTitle(status).
 func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	id, _ := s.Authenticate(r)
+	s.errorPage(w, status, title, msg, id)
+}
+
+// ErrorPageAs is ErrorPage for a request whose identity the caller already knows (the reverse
+// proxy's error handler sees the outgoing request, which no longer carries the session cookie).
+func (s *Service) ErrorPageAs(w http.ResponseWriter, id Identity, status int, msg string) {
+	s.errorPage(w, status, "", msg, id)
+}
+
+func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string, id Identity) {
 	SecurityHeaders(w.Header())
 	if title == "" {
 		title = ErrorTitle(status)
 	}
 	d := pageData{Title: title, Message: msg}
-	if id, ok := s.Authenticate(r); ok && id.SessionID != "" {
+	if id.User != nil && id.SessionID != "" {
 		if id.Restricted() {
-			d.Recovery = true
+			d.Recovery = true // link straight to creating a passkey
 		} else {
 			d.User = id.User // offer the account page rather than a sign-in link
 		}

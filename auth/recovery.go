@@ -182,14 +182,15 @@ func (s *Service) startRecoverySession(w http.ResponseWriter, r *http.Request, u
 	}
 	now := s.now()
 	row := sessionRow(sid, newSessionParams{userID: userID, method: method}, now, RecoverySessionTTL, r.UserAgent(), s.clientAddr(r))
-	if err := s.store.CreateSession(ctx, row); err != nil {
+	rev, err := s.store.CreateSessionRev(ctx, row)
+	if err != nil {
 		return err
 	}
 	value, err := s.sessions.encode(sid, now)
 	if err != nil {
 		return err
 	}
-	s.view.add(row)
+	s.view.Add(row, rev)
 	if prev, ok := s.Authenticate(r); ok && prev.SessionID != "" {
 		if err := s.store.RevokeSession(ctx, "", prev.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("auth: end the replaced session: %w", err)
@@ -220,12 +221,12 @@ func (s *Service) recoverByEmail(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Mailer != nil && len(name) <= 64 && s.limits.reserve("recover-email", limiterKey(name), true) == 0 {
 		if release, ok := s.limits.mailSlot(); ok {
 			ctx := context.WithoutCancel(r.Context())
-			go func() {
+			s.mail.Go(func() {
 				defer release()
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				s.sendRecoveryLink(ctx, name, ip)
-			}()
+			})
 		} else {
 			s.log.WarnContext(r.Context(), "recovery e-mail dropped: too many in flight")
 		}

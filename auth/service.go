@@ -16,12 +16,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/latchkeyhq/latchkey/account"
+	"github.com/latchkeyhq/latchkey/session"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -42,7 +44,8 @@ type Service struct {
 	wa        *webauthn.WebAuthn
 	sessions  *codec // session cookie
 	ceremony  *codec // ceremony cookie (other name, so neither decodes as the other)
-	view      *view
+	view      *session.View
+	mail      sync.WaitGroup // recovery e-mails in flight; Run waits for them
 	pages     *template.Template
 	static    http.Handler
 	limits    *limits
@@ -126,8 +129,9 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		sessions: newCodec(opts.CookieName, opts.HashKey, opts.BlockKey, opts.Lifetime),
 		// The ceremony codec derives its own keys so that even a mistake in naming could not make
 		// one cookie pass for the other.
-		ceremony:  newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
-		view:      newView(st, opts.Logger, opts.Inactivity, opts.Now),
+		ceremony: newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
+		view: session.New(st, session.Options{Logger: opts.Logger, Now: opts.Now, Inactivity: opts.Inactivity,
+			PollInterval: opts.PollInterval, MaxStaleness: opts.MaxStaleness, Metrics: opts.ViewMetrics}),
 		pages:     pages,
 		static:    http.StripPrefix("/.latchkey/static/", http.FileServer(http.FS(staticFS))),
 		limits:    newLimits(opts.Now),
@@ -139,27 +143,47 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
 		s.ceremonyC = "__Host-latchkey_ceremony"
 	}
-	if err := s.view.reload(ctx); err != nil {
+	if err := s.view.Load(ctx); err != nil {
 		return nil, fmt.Errorf("auth: load sessions: %w", err)
 	}
 	return s, nil
 }
 
-// Run keeps the in-memory view in step with the store until ctx ends. Start it in a goroutine.
+// Run keeps the in-memory view in step with the store and sweeps expired state until ctx ends.
+// It returns only when its goroutines have stopped: the view's final last-seen flush is written
+// and recovery e-mails in flight are drained (or abandoned, with a log line, after MailDrain).
+// Close the store only after Run returned.
 func (s *Service) Run(ctx context.Context) {
-	go s.sweep(ctx)
-	s.view.run(ctx, s.opts.PollInterval)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.view.Run(ctx) })
+	wg.Go(func() { s.sweep(ctx) })
+	wg.Wait()
+	drain := s.opts.MailDrain
+	if drain <= 0 {
+		drain = 10 * time.Second
+	}
+	done := make(chan struct{})
+	go func() { s.mail.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+		s.log.Warn("shutdown: abandoning recovery e-mails still in flight", "waited", drain.String())
+	}
 }
 
-// Refresh reloads the in-memory view now (after a change this process made).
+// Refresh brings the in-memory view up to date now, after a change this process wrote: it
+// applies the changes logged since the view's revision, at a cost proportional to them.
 func (s *Service) Refresh(ctx context.Context) {
-	if err := s.view.reload(ctx); err != nil {
-		s.log.Warn("view reload failed", "err", err)
+	if err := s.view.CatchUp(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("session view catch-up failed", "err", err)
 	}
 }
 
 // ActiveSessions reports how many live sessions the in-memory view holds.
-func (s *Service) ActiveSessions() int { return s.view.activeSessions() }
+func (s *Service) ActiveSessions() int { return s.view.Sessions() }
+
+// ViewAge is how long ago the in-memory view last confirmed itself with the store.
+func (s *Service) ViewAge() time.Duration { return s.view.Age() }
 
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
@@ -169,8 +193,14 @@ func (s *Service) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.store.Sweep(ctx); err != nil {
-				s.log.Warn("sweeping expired state failed", "err", err)
+			res, err := s.store.Sweep(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("sweeping expired state failed", "err", err)
+				}
+			} else if res.Audit > 0 || res.Sessions > 0 {
+				s.log.Debug("swept expired state", "sessions", res.Sessions, "tokens", res.Tokens, "invites", res.Invites,
+					"ceremonies", res.Ceremonies, "changes", res.Changes, "audit", res.Audit)
 			}
 			s.limits.sweep()
 		}
@@ -199,6 +229,7 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("GET /.latchkey/recover", s.page(s.recoverPage))
 	mux.HandleFunc("GET /.latchkey/healthz", s.healthz)
 	mux.HandleFunc("GET /.latchkey/logout", s.page(s.logoutPage))
+	mux.HandleFunc("GET /.latchkey/readyz", s.readyz)
 	mux.HandleFunc("POST /.latchkey/logout", s.api(s.logout))
 
 	mux.HandleFunc("POST /.latchkey/api/register/begin", s.api(s.registerBegin))
@@ -256,16 +287,36 @@ func (s *Service) hasStatic(name string) bool {
 // ServeHTTP serves Routes; unknown paths under /.latchkey/ get a 404 page.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.Routes().ServeHTTP(w, r) }
 
+// healthz is liveness: 200 while the process serves. It asks nothing of the store, so that an
+// orchestrator does not restart healthy replicas during a database outage (issue 17).
 func (s *Service) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	SecurityHeaders(w.Header())
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.Error("health check: store does not answer", "err", err)
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz is readiness: the view is fresh within storage.max_staleness and the store answers and
+// accepts a write (a full disk or a lock held elsewhere is not ready).
+func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
+	SecurityHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.view.Fresh() {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: session view not confirmed with the store for %s\n", s.view.Age().Round(time.Millisecond))
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.store.Heartbeat(r.Context()); err != nil {
+		s.log.Error("readiness: the store does not accept writes", "err", err)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		msg := "not ready: the store does not accept writes\n"
+		if errors.Is(err, store.ErrDiskFull) {
+			msg = "not ready: the store's disk is full\n"
+		}
+		w.Write([]byte(msg))
+		return
+	}
 	w.Write([]byte("ok\n"))
 }
 

@@ -2,153 +2,29 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/gorilla/securecookie"
+	"github.com/latchkeyhq/latchkey/session"
 )
-
-// sessionIDLen is the size of a session ID: 128 random bits.
-const sessionIDLen = 16
-
-// cookieVersion leads the cookie payload so that the format can change without misreading old cookies.
-const cookieVersion = 1
-
-// codec turns a session ID into a signed and encrypted cookie value and back. The payload is a
-// fixed 25-byte record (version, ID, issue time) rather than gob, which keeps decoding cheap on
-// the forward-auth hot path. securecookie binds the cookie name into the HMAC, so a value minted
-// for one cookie (the ceremony cookie, say) never decodes as another.
-type codec struct {
-	sc   *securecookie.SecureCookie
-	name string
-
-	// verified remembers cookie values that passed verification, so that the forward-auth hot
-	// path pays for HMAC and AES once per cookie rather than once per request. Only values that
-	// verified can enter it, so an attacker cannot fill it; it is bounded and emptied when full.
-	// Expiry and revocation are still checked against the session on every request.
-	mu       sync.RWMutex
-	verified map[string][sessionIDLen]byte
-}
-
-// maxVerified bounds the verified-cookie cache (about 200 bytes an entry).
-const maxVerified = 50000
-
-func newCodec(name string, hashKey, blockKey []byte, maxAge time.Duration) *codec {
-	sc := securecookie.New(hashKey, blockKey)
-	sc.SetSerializer(securecookie.NopEncoder{})
-	sc.MaxAge(int(maxAge / time.Second))
-	sc.MaxLength(4096)
-	return &codec{sc: sc, name: name, verified: map[string][sessionIDLen]byte{}}
-}
-
-// decodeCached is decode with the verified-cookie cache in front of it.
-func (c *codec) decodeCached(value string) ([sessionIDLen]byte, error) {
-	c.mu.RLock()
-	id, ok := c.verified[value]
-	c.mu.RUnlock()
-	if ok {
-		return id, nil
-	}
-	id, err := c.decode(value)
-	if err != nil {
-		return id, err
-	}
-	c.mu.Lock()
-	if len(c.verified) >= maxVerified {
-		c.verified = map[string][sessionIDLen]byte{}
-	}
-	c.verified[strings.Clone(value)] = id
-	c.mu.Unlock()
-	return id, nil
-}
-
-func (c *codec) encode(id [sessionIDLen]byte, now time.Time) (string, error) {
-	var buf [1 + sessionIDLen + 8]byte
-	buf[0] = cookieVersion
-	copy(buf[1:], id[:])
-	binary.BigEndian.PutUint64(buf[1+sessionIDLen:], uint64(now.Unix()))
-	v, err := c.sc.Encode(c.name, buf[:])
-	if err != nil {
-		return "", fmt.Errorf("auth: encode cookie: %w", err)
-	}
-	return v, nil
-}
-
-var errBadCookie = errors.New("auth: invalid cookie")
-
-func (c *codec) decode(value string) (id [sessionIDLen]byte, err error) {
-	var payload []byte
-	if len(value) == 0 || len(value) > 4096 {
-		return id, errBadCookie
-	}
-	if err := c.sc.Decode(c.name, value, &payload); err != nil {
-		return id, errBadCookie
-	}
-	if len(payload) != 1+sessionIDLen+8 || payload[0] != cookieVersion {
-		return id, errBadCookie
-	}
-	copy(id[:], payload[1:])
-	return id, nil
-}
-
-func newSessionID() ([sessionIDLen]byte, error) {
-	var id [sessionIDLen]byte
-	_, err := rand.Read(id[:])
-	return id, err
-}
-
-func encodeID(id [sessionIDLen]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeID(s string) (id [sessionIDLen]byte, ok bool) {
-	if base64.RawURLEncoding.DecodedLen(len(s)) != sessionIDLen {
-		return id, false
-	}
-	n, err := base64.RawURLEncoding.Decode(id[:], []byte(s))
-	return id, err == nil && n == sessionIDLen
-}
-
-// Identity is who a request belongs to, as the forward-auth check found it.
-type Identity struct {
-	User      *User
-	SessionID string // empty for API tokens
-	Method    string // passkey | recovery_code | magic_link | token
-	// VerifiedAt is the last passkey verification of the session (step-up).
-	VerifiedAt time.Time
-	// BackupEligible and AAGUID describe the passkey that last verified the session.
-	BackupEligible bool
-	AAGUID         string
-	// TokenHosts limits an API token to these hosts (canonical; empty for sessions).
-	TokenHosts []string
-
-	session *viewSession // for Touch
-}
-
-// Restricted reports whether the session was made by a recovery method and may only enrol a passkey.
-func (id Identity) Restricted() bool {
-	return id.Method == MethodRecoveryCode || id.Method == MethodMagicLink
-}
 
 // Session methods, re-exported for callers that only import auth.
 const (
-	MethodPasskey      = "passkey"
-	MethodRecoveryCode = "recovery_code"
-	MethodMagicLink    = "magic_link"
-	MethodToken        = "token"
+	MethodPasskey      = session.MethodPasskey
+	MethodRecoveryCode = session.MethodRecoveryCode
+	MethodMagicLink    = session.MethodMagicLink
+	MethodToken        = session.MethodToken
 )
 
-// Authenticate finds the identity behind a request's session cookie. It reads no database in
-// the common case: the cookie is decoded and checked against the in-memory view. It never writes.
-// A restricted (recovery) session is returned as such; callers that guard resources must refuse it.
+// Authenticate finds the identity behind a request's API token or session cookie. It reads no
+// database in the common case: the cookie is decoded and checked against the in-memory view. It
+// never writes. A restricted (recovery) session is returned as such; callers that guard resources
+// must refuse it. When the view is stale (issue 17), a request that presents a token or a validly
+// signed cookie is refused with Identity.Stale set, so that adapters answer 503, not a login.
 func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
-	if id, ok := s.authenticateToken(r); ok {
-		return id, true
+	if id, ok := s.authenticateToken(r); ok || id.Stale {
+		return id, ok
 	}
 	// A browser can hold more than one cookie of this name (a stale host-only one next to the
 	// domain one): the first that verifies wins. The number tried is bounded, so a header that
@@ -163,7 +39,8 @@ func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
 		if err != nil {
 			continue
 		}
-		return s.view.check(r.Context(), sid, s.now())
+		id, res := s.view.Check(r.Context(), sid, s.now())
+		return id, res == session.Allowed
 	}
 	return Identity{}, false
 }
@@ -173,11 +50,7 @@ const maxCookieTries = 4
 
 // Touch records an allowed use of a session: the inactivity clock slides only on allowed
 // checks, never on refused ones (a 403 must not keep an idle session alive).
-func (s *Service) Touch(id Identity) {
-	if id.session != nil {
-		id.session.lastSeen.Store(s.now().UnixMilli())
-	}
-}
+func (s *Service) Touch(id Identity) { s.view.Touch(id, s.now()) }
 
 // cookieValue returns the first cookie of that name. Unlike r.Cookie it does not build a Cookie
 // for every cookie in the header, and it stops at the first match.
@@ -261,14 +134,15 @@ func (s *Service) newSession(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	now := s.now()
 	row := sessionRow(id, sess, now, s.opts.Lifetime, r.UserAgent(), s.clientAddr(r))
-	if err := s.store.CreateSession(ctx, row); err != nil {
+	rev, err := s.store.CreateSessionRev(ctx, row)
+	if err != nil {
 		return "", err
 	}
 	value, err := s.sessions.encode(id, now)
 	if err != nil {
 		return "", err
 	}
-	s.view.add(row)
+	s.view.Add(row, rev)
 	http.SetCookie(w, s.sessionCookie(value, int(s.opts.Lifetime/time.Second)))
 	return row.ID, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/latchkeyhq/latchkey/account"
+	"github.com/latchkeyhq/latchkey/session"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -62,16 +63,19 @@ func (s *Service) authenticateToken(r *http.Request) (Identity, bool) {
 		s.limits.reserve("token-ip", addr, true)
 		return Identity{}, false
 	}
-	vt, u, ok := s.view.token(sha256.Sum256([]byte(tok)), s.now())
-	if ok && len(vt.hosts) == 0 {
-		// The proxy treats nil TokenHosts as "a session": a token without hosts must never pass.
-		ok = false
+	id, res := s.view.Token(sha256.Sum256([]byte(tok)), s.now())
+	if res == session.Stale {
+		return id, false // not the client's fault: no token bucket spent
 	}
-	if !ok {
+	if res == session.Allowed && len(id.TokenHosts) == 0 {
+		// The proxy treats nil TokenHosts as "a session": a token without hosts must never pass.
+		res = session.Refused
+	}
+	if res != session.Allowed {
 		s.limits.reserve("token-ip", addr, true)
 		return Identity{}, false
 	}
-	return Identity{User: u, Method: MethodToken, TokenHosts: vt.hosts}, true
+	return id, true
 }
 
 // tokenOwner is the signed-in user allowed to manage tokens: a full session (not a token, not a
@@ -109,7 +113,7 @@ func (s *Service) tokenViews(r *http.Request, userID string) ([]tokenView, error
 	for _, t := range toks {
 		tv := tokenView{ID: t.ID, Name: t.Name, Hosts: t.Hosts, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 			LastUsed: t.LastUsedAt, RevokedAt: t.RevokedAt, Status: "active"}
-		if lu := s.view.tokenLastUsed(t.Hash); lu.After(tv.LastUsed) {
+		if lu := s.view.TokenLastUsed(t.Hash); lu.After(tv.LastUsed) {
 			tv.LastUsed = lu.UTC()
 		}
 		switch {

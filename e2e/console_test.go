@@ -396,7 +396,7 @@ func TestRecoveryFollowUps(t *testing.T) {
 			tb.shot("recovery-login-page")
 			tb.navigate(srv.URL + "/.latchkey/no-such-page")
 			tb.waitFor("the error page's link", `!!document.getElementById("recovery-create-passkey")`)
-			if href := eval[string](tb, `document.getElementById("recovery-create-passkey").getAttribute("href")`); href != "/.latchkey/enroll" {
+			if href := eval[string](tb, `document.getElementById("recovery-create-passkey").getAttribute("href")`); href != srv.URL+"/.latchkey/enroll" {
 				t.Errorf("the error page links to %q", href)
 			}
 			tb.click("recovery-create-passkey")

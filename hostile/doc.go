@@ -51,6 +51,7 @@
 //	HOST-01 request-line authority versus Host        proxy/identity_integration_test.go TestHostPathIdentityNginx, TestHostPathIdentityCaddy, TestHostPathIdentityReverseProxy
 //	HOST-02 a port the client writes                  the same three; proxy/forward_headers_test.go TestForwardedPortIsWhatTheProxyRoutedOn; proxy/identity_integration_test.go TestReverseProxyPortRoutes; identity_test.go TestHostSpellingsAndPorts
 //	HOST-03 other spellings of a host                 the same three; identity_test.go TestHostSpellingsAndPorts; proxy/identity_fuzz_test.go FuzzEquivalentFormsSameRule
+//	HOST-04 a default server serves any host          proxy/identity_integration_test.go TestNginxDefaultServerJudgedAsItsName
 //	PATH-01 a directory and every way of writing it   the same three; identity_test.go TestDirectoryRuleCoversEverySpelling; proxy/path_test.go TestNormalizePath; FuzzEquivalentFormsSameRule
 //	PATH-02 what the upstream receives is judged      the same three (every served row checks the upstream's URI)
 //	DBG-01 request debugger behind a portal proxy     identity_test.go TestDebuggerBehindPortalProxy; proxy/debug_test.go TestDebugRequestFromTrustedProxy, TestDebugRequestAccess

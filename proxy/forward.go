@@ -32,11 +32,12 @@ func (t *target) originalURL() string { return t.scheme + "://" + t.host + t.uri
 type outcome uint8
 
 const (
-	allow      outcome = iota
-	unauth             // no valid session: login redirect or 401
-	stepUp             // session too old for the rule: login redirect with stepup, or 401
-	forbid             // signed in but not allowed, or a restricted session
-	badRequest         // the target itself is unusable
+	allow       outcome = iota
+	unauth              // no valid session: login redirect or 401
+	stepUp              // session too old for the rule: login redirect with stepup, or 401
+	forbid              // signed in but not allowed, or a restricted session
+	badRequest          // the target itself is unusable
+	unavailable         // the session view is stale: fail closed with 503 (issue 17)
 )
 
 // Decision is the result of checking one target.
@@ -58,6 +59,11 @@ func (h *Handler) decide(r *http.Request, t *target) Decision {
 	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host, t.scheme) {
 		// A token is valid only for its hosts; elsewhere it is as good as none.
 		id, signedIn = auth.Identity{}, false
+	}
+	if !signedIn && id.Stale && rule.Policy != PolicyBypass && rule.Policy != PolicyDeny {
+		// A token or a validly signed cookie that the view, too long out of touch with the
+		// store, cannot vouch for: neither allowed nor sent to a login it cannot finish.
+		return Decision{outcome: unavailable, Rule: rule, Reason: "session view is stale"}
 	}
 	switch rule.Policy {
 	case PolicyBypass:
@@ -399,6 +405,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, endpoint string
 		} else {
 			writeStatus(w, http.StatusForbidden, "forbidden")
 		}
+	case unavailable:
+		result = "unavailable"
+		writeUnavailable(h, w, r, t)
 	default:
 		result = "bad_request"
 		writeStatus(w, http.StatusBadRequest, "bad request: "+d.Reason)
@@ -410,6 +419,22 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, endpoint string
 }
 
 var noStore = []string{"no-store"}
+
+// writeUnavailable is the fail-closed answer of a stale view: 503 with Retry-After, a page for a
+// browser navigation and JSON otherwise. (Nginx's auth_request turns any status but 2xx, 401 and
+// 403 into a 500 of its own; it stays closed.)
+func writeUnavailable(h *Handler, w http.ResponseWriter, r *http.Request, t *target) {
+	w.Header().Set("Retry-After", "2")
+	if isNavigation(r.Method, r) || (t != nil && isNavigation(t.method, r)) {
+		h.auth.ErrorPage(w, r, http.StatusServiceUnavailable,
+			"Sign-in checks are paused for a moment while Latchkey reconnects to its database. Try again in a few seconds.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte(`{"error":"session check unavailable: the gateway cannot reach its database; retry shortly"}` + "\n"))
+}
 
 // loginLocation is the login page's address with the original URL as rd.
 func (h *Handler) loginLocation(t *target, stepUp bool) string {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -190,35 +192,70 @@ func TestForwardLoginRedirect(t *testing.T) {
 	}
 }
 
-// TestTraefikForwardAuthRequest sends exactly what Traefik's forwardAuth middleware sends
-// (pkg/middlewares/auth/forward.go: a GET to the address with the client's headers copied,
-// X-Forwarded-For set to the client, X-Forwarded-Method/Proto/Host/Uri from the original
-// request, plus what the entry point adds) over real HTTP.
+// traefikRequest reads a request that real Traefik's forwardAuth sent, recorded by the e2e/traefik
+// tests into testdata/NAME, with the run's values ({latchkey}, {port}, {client}, {hostname},
+// {session}) replaced from vars.
+func traefikRequest(t *testing.T, name string, vars map[string]string) *http.Request {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for k, v := range vars {
+		pairs = append(pairs, "{"+k+"}", v)
+	}
+	sub := strings.NewReplacer(pairs...)
+	var req *http.Request
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = sub.Replace(line)
+		if req == nil {
+			method, uri, _ := strings.Cut(line, " ")
+			if req, err = http.NewRequest(method, "http://"+vars["latchkey"]+uri, nil); err != nil {
+				t.Fatal(err)
+			}
+			req.Header = http.Header{}
+			continue
+		}
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			t.Fatalf("testdata/%s: %q is not a header line", name, line)
+		}
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header[k] = append(req.Header[k], v) // names are canonical in the file
+	}
+	if req == nil {
+		t.Fatalf("testdata/%s holds no request", name)
+	}
+	return req
+}
+
+// TestTraefikForwardAuthRequest sends Latchkey exactly what real Traefik v3.7.13's forwardAuth
+// sends with the shipped deploy/traefik middleware (testdata/traefik-forwardauth*.txt, recorded
+// and kept true by e2e/traefik's TestForwardAuthRequest): the client's Accept, Cookie and
+// Authorization only, Go's User-Agent and Accept-Encoding, and X-Forwarded-For/Method/Proto/
+// Port/Host/Uri from the request Traefik received; with trustForwardHeader: true also the entry
+// point's X-Forwarded-Server and X-Real-Ip, and X-Forwarded-Proto ws on a WebSocket upgrade.
 func TestTraefikForwardAuthRequest(t *testing.T) {
-	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny", Rules: decisionRules})
+	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny", Rules: []proxy.RuleConfig{
+		{Hosts: []string{"whoami.example.com"}, Paths: []string{"^/admin(/|$)"}, Policy: "deny"},
+		{Hosts: []string{"whoami.example.com"}, Policy: "passkey"},
+	}})
 	alice, _ := signIn(t, env, "alice", "staff")
-	traefik := func(cookie, method, uri string) *http.Response {
+	session := strings.TrimPrefix(alice, "latchkey_session=")
+	send := func(file, session, uri string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, env.Server.URL+"/.latchkey/auth/forward", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = env.Server.Listener.Addr().String() // the middleware's address, not the app's
-		req.Header = http.Header{
-			"Accept":             {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
-			"Accept-Encoding":    {"gzip, deflate, br"},
-			"User-Agent":         {"Mozilla/5.0 (X11; Linux x86_64)"},
-			"X-Forwarded-For":    {"198.51.100.7"},
-			"X-Forwarded-Method": {method},
-			"X-Forwarded-Proto":  {"https"},
-			"X-Forwarded-Host":   {"app.example.com"},
-			"X-Forwarded-Uri":    {uri},
-			"X-Forwarded-Port":   {"443"},
-			"X-Forwarded-Server": {"traefik-7d9f"},
-			"X-Real-Ip":          {"198.51.100.7"},
-		}
-		if cookie != "" {
-			req.Header.Set("Cookie", "theme=dark; "+cookie)
+		// As from a Traefik whose entry point listens on port 80 (the recording's was plain HTTP too).
+		req := traefikRequest(t, file, map[string]string{"latchkey": env.Server.Listener.Addr().String(),
+			"port": "80", "client": "198.51.100.7", "hostname": "traefik-7d9f", "session": session})
+		if uri != "" {
+			req.Header.Set("X-Forwarded-Uri", uri)
 		}
 		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := c.Do(req)
@@ -228,18 +265,29 @@ func TestTraefikForwardAuthRequest(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	r := traefik(alice, "GET", "/dash?x=1")
-	if r.StatusCode != http.StatusOK || r.Header.Get("Remote-User") != "alice" || r.Header.Get("Remote-Groups") != "staff" ||
-		r.Header.Get("Remote-Email") != "alice@example.com" || r.Header.Get("Remote-Name") != "Alice" {
-		t.Fatalf("signed in: %d %v", r.StatusCode, r.Header)
-	}
-	r = traefik("", "GET", "/dash?x=1")
-	want := env.Origin() + "/.latchkey/login?rd=" + url.QueryEscape("https://app.example.com/dash?x=1")
-	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != want {
-		t.Fatalf("signed out: %d %q, want 302 %q", r.StatusCode, r.Header.Get("Location"), want)
-	}
-	if r = traefik(alice, "GET", "/admin"); r.StatusCode != http.StatusForbidden || r.Header.Get("Remote-User") != "" {
-		t.Fatalf("deny rule: %d %v", r.StatusCode, r.Header)
+	for _, file := range []string{"traefik-forwardauth.txt", "traefik-forwardauth-websocket-trusted.txt"} {
+		t.Run(file, func(t *testing.T) {
+			r := send(file, session, "")
+			if r.StatusCode != http.StatusOK || r.Header.Get("Remote-User") != "alice" || r.Header.Get("Remote-Groups") != "staff" ||
+				r.Header.Get("Remote-Email") != "alice@example.com" || r.Header.Get("Remote-Name") != "Alice" {
+				t.Fatalf("signed in: %d %v", r.StatusCode, r.Header)
+			}
+			if r = send(file, session, "/admin"); r.StatusCode != http.StatusForbidden || r.Header.Get("Remote-User") != "" {
+				t.Fatalf("deny rule: %d %v", r.StatusCode, r.Header)
+			}
+			r = send(file, "not-a-session", "")
+			if strings.Contains(file, "websocket") {
+				// An upgrade does not accept text/html: a client, not a page load.
+				if r.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("signed out: %d, want 401", r.StatusCode)
+				}
+				return
+			}
+			want := env.Origin() + "/.latchkey/login?rd=" + url.QueryEscape("http://whoami.example.com/dash?x=1")
+			if r.StatusCode != http.StatusFound || r.Header.Get("Location") != want {
+				t.Fatalf("signed out: %d %q, want 302 %q", r.StatusCode, r.Header.Get("Location"), want)
+			}
+		})
 	}
 }
 

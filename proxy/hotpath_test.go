@@ -34,8 +34,12 @@ func TestHotPathReadsNoDatabase(t *testing.T) {
 			t.Fatalf("anonymous check %d with the database closed: %d", i, r.StatusCode)
 		}
 	}
-	// Control: something that does need the store now fails, so the database really is gone.
-	if r := c.Get("/.latchkey/healthz"); r.StatusCode != http.StatusServiceUnavailable {
+	// Control: something that does need the store now fails, so the database really is gone;
+	// liveness asks nothing of the store and stays 200.
+	if r := c.Get("/.latchkey/readyz"); r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with the database closed: %d", r.StatusCode)
+	}
+	if r := c.Get("/.latchkey/healthz"); r.StatusCode != http.StatusOK {
 		t.Fatalf("healthz with the database closed: %d", r.StatusCode)
 	}
 }

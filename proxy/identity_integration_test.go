@@ -305,3 +305,42 @@ func TestReverseProxyPortRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestNginxDefaultServerJudgedAsItsName: nginx serves a request for a host that no server_name
+// names from the default server of the port (the first block listening there). When that is a
+// protected block, Latchkey must judge the block's own name, not the host the client named:
+// here the only block on the second port is solo.example.com, whose rule denies everything,
+// and requests naming the open public.example.com or app.example.com must not get through.
+func TestNginxDefaultServerJudgedAsItsName(t *testing.T) {
+	lktest.NeedBinary(t, "nginx", "nginx")
+	port, soloPort := lktest.FreePort(t), lktest.FreePort(t)
+	app, solo := lktest.NewEcho(t), lktest.NewEcho(t)
+	env := lktest.New(t, lktest.Config{DefaultPolicy: "deny", Rules: []proxy.RuleConfig{
+		{Hosts: []string{"solo.example.com"}, Policy: "deny"},
+		{Hosts: []string{"app.example.com", "public.example.com"}, Policy: "bypass"},
+	}})
+	p := lktest.StartNginx(t, lktest.ProxyConfig{Port: port, Latchkey: env.Server.Listener.Addr().String(), App: app.Addr(),
+		Sites: []lktest.ProxySite{{Name: "solo.example.com", App: solo.Addr(), Port: soloPort}}})
+	sp := strconv.Itoa(soloPort)
+	for _, req := range []string{
+		"GET /x HTTP/1.1\r\nHost: public.example.com:" + sp,
+		"GET /x HTTP/1.1\r\nHost: app.example.com:" + sp,
+		"GET /x HTTP/1.1\r\nHost: solo.example.com:" + sp,
+		"GET http://public.example.com:" + sp + "/x HTTP/1.1\r\nHost: public.example.com",
+		"GET /x HTTP/1.0",
+	} {
+		t.Run(req, func(t *testing.T) {
+			app.Reset()
+			solo.Reset()
+			status, body := rawExchange(t, "127.0.0.1:"+sp, req+"\r\nConnection: close\r\n\r\n")
+			if status != http.StatusForbidden || len(solo.Requests()) != 0 || len(app.Requests()) != 0 {
+				t.Fatalf("status %d, solo saw %d, app saw %d requests, want Latchkey's 403 for solo.example.com\n%.300s\n%s",
+					status, len(solo.Requests()), len(app.Requests()), body, p.Logs())
+			}
+		})
+	}
+	// The app block on the first port is still judged as itself.
+	if status, _ := rawExchange(t, "127.0.0.1:"+strconv.Itoa(port), "GET /x HTTP/1.1\r\nHost: app.example.com:"+strconv.Itoa(port)+"\r\nConnection: close\r\n\r\n"); status != http.StatusOK || len(app.Requests()) != 1 {
+		t.Fatalf("app.example.com: %d, app saw %d requests", status, len(app.Requests()))
+	}
+}

@@ -15,10 +15,12 @@ const accountPath = "/.latchkey/account"
 
 // returnPages are the signed-in pages under /.latchkey/ that a redirect may return to: the
 // account page, and the token and admin pages that send a user through step-up and back.
+// The OpenID Provider's login step and its Apps page are too: sign-in and step-up return to them
+// (issue 22).
 // Nothing else under /.latchkey/ (ceremony APIs, logout, enrolment) is ever a target.
 func returnPage(clean string) bool {
 	switch clean {
-	case accountPath, "/.latchkey/tokens", "/.latchkey/admin", "/.latchkey/admin/audit":
+	case accountPath, "/.latchkey/tokens", "/.latchkey/admin", "/.latchkey/admin/audit", "/.latchkey/oidc/login", "/.latchkey/oidc/admin":
 		return true
 	}
 	if rest, ok := strings.CutPrefix(clean, "/.latchkey/admin/users/"); ok {

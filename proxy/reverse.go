@@ -9,6 +9,8 @@ import (
 	"net/http/httputil"
 	"strings"
 	"time"
+
+	"github.com/latchkeyhq/latchkey/auth"
 )
 
 // upstream is one route's reverse proxy.
@@ -71,17 +73,48 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 				return // the client went away
 			}
 			h.opts.Logger.Warn("upstream unavailable", "route", rt.Host, "upstream", rt.Upstream.Redacted(), "err", err)
+			// The person asked for an application by its address: name it, so that "which one?"
+			// needs no guessing (r.Host is what the router matched, already judged).
+			app := r.Host
 			status := http.StatusBadGateway
-			msg := "The application behind this address is not answering. Try again in a moment."
+			msg := app + " is not answering. Latchkey let you through; the application itself is down or unreachable. Try again in a moment."
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				status = http.StatusGatewayTimeout
-				msg = "The application behind this address took too long to answer."
+				msg = app + " took too long to answer. Latchkey let you through; the application itself is slow or stuck. Try again in a moment."
 			}
-			h.auth.ErrorPage(w, r, status, msg)
+			var id auth.Identity
+			if fw, ok := r.Context().Value(identityKey{}).(*forwarded); ok {
+				id = fw.d.Identity
+			}
+			h.auth.ErrorPageAs(w, id, status, msg)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			varyOnCookie(resp)
+			return nil
 		},
 	}
 	return u
+}
+
+// varyOnCookie keeps a shared cache in front of Latchkey from serving one user's page to another:
+// a response to a signed-in request (identity headers were set) that says nothing about caching
+// gets Vary: Cookie. An application that set its own Cache-Control has decided for itself.
+func varyOnCookie(resp *http.Response) {
+	if resp.Request == nil || resp.Request.Header.Get("Remote-User") == "" {
+		return
+	}
+	if _, ok := resp.Header["Cache-Control"]; ok {
+		return
+	}
+	for _, v := range resp.Header.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
+				return
+			}
+		}
+	}
+	resp.Header.Add("Vary", "Cookie")
 }
 
 // setForwarded sets X-Forwarded-For/Host/Proto from what Latchkey saw. A trusted proxy in front

@@ -47,7 +47,8 @@ func (s *Store) RemoveOwnCredential(ctx context.Context, userID string, id []byt
 			ms(s.now()), id); err != nil {
 			return fmt.Errorf("store: remove credential: %w", err)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
 	})
 }
 
@@ -99,7 +100,8 @@ func (s *Store) DisableUser(ctx context.Context, id string) (Revoked, error) {
 			}
 			*st.n, _ = res.RowsAffected()
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, id)
+		return err
 	})
 	return out, err
 }
@@ -122,7 +124,8 @@ func (s *Store) RevokeAccess(ctx context.Context, userID string, tokens bool) (R
 			}
 			out.Tokens, _ = res.RowsAffected()
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
 	})
 	return out, err
 }
@@ -143,6 +146,7 @@ func (s *Store) SetUserEmail(ctx context.Context, userID, email string) error {
 			now, userID, PurposeRecover, now); err != nil {
 			return fmt.Errorf("store: set e-mail of %s: %w", userID, err)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
 	})
 }

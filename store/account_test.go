@@ -24,7 +24,7 @@ func TestAccountRevocation(t *testing.T) {
 				b.fresh = func(t *testing.T) database {
 					dsn := srv.NewDatabase(t)
 					return database{open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
-						return store.OpenPostgres(ctx, dsn, now)
+						return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
 					}, raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) }}
 				}
 			}

@@ -147,21 +147,26 @@ func (s *Store) RenameCredential(ctx context.Context, userID string, id []byte, 
 // sessions it made.
 func (s *Store) DeleteCredential(ctx context.Context, userID string, id []byte) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		query, args := "DELETE FROM credentials WHERE id = ?", []any{id}
+		var owner string
+		query, args := "SELECT user_id FROM credentials WHERE id = ?", []any{id}
 		if userID != "" {
 			query, args = query+" AND user_id = ?", append(args, userID)
 		}
-		res, err := tx.ExecContext(ctx, s.q(query), args...)
+		err := tx.QueryRowContext(ctx, s.q(query), args...).Scan(&owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: delete credential: %w", ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("store: delete credential: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("store: delete credential: %w", ErrNotFound)
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM credentials WHERE id = ?"), id); err != nil {
+			return fmt.Errorf("store: delete credential: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET revoked_at = ? WHERE credential_id = ? AND revoked_at = 0"),
 			ms(s.now()), id); err != nil {
 			return fmt.Errorf("store: delete credential: %w", err)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, owner)
+		return err
 	})
 }

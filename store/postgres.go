@@ -16,11 +16,11 @@ import (
 const migrationLock int64 = 0x4c617463686b6579 // "Latchkey"
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a URL or key=value string, as
-// libpq takes) and applies pending migrations. now is the clock; nil means time.Now.
+// libpq takes) and applies pending migrations. Of opts, Path is ignored.
 //
 // Several Latchkey replicas may share one database: every single-use consume is one atomic SQL
-// statement, and each replica's in-memory view follows the shared revision counter.
-func OpenPostgres(ctx context.Context, dsn string, now func() time.Time) (*Store, error) {
+// statement, and each replica's in-memory view follows the shared change log.
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if dsn == "" {
 		return nil, errors.New("store: postgres: empty dsn")
 	}
@@ -33,7 +33,7 @@ func OpenPostgres(ctx context.Context, dsn string, now func() time.Time) (*Store
 	db.SetMaxIdleConns(5)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
-	s, err := openPostgresDB(ctx, db, now)
+	s, err := openPostgresDB(ctx, db, opts)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: %w", redact(err, dsn))
@@ -41,7 +41,7 @@ func OpenPostgres(ctx context.Context, dsn string, now func() time.Time) (*Store
 	return s, nil
 }
 
-func openPostgresDB(ctx context.Context, db *sql.DB, now func() time.Time) (*Store, error) {
+func openPostgresDB(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	// Hold a session-level advisory lock on one connection while the migrations run on others:
 	// a second replica waits here, then finds the schema current.
 	conn, err := db.Conn(ctx)
@@ -53,7 +53,15 @@ func openPostgresDB(ctx context.Context, db *sql.DB, now func() time.Time) (*Sto
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
-	return OpenDB(ctx, db, Postgres, now)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	s := &Store{raw: db, rraw: db, dialect: Postgres, now: opts.Now, audit: opts.AuditRetention}
+	if err := s.init(ctx, timeout, false); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // redact replaces the DSN in an error message, which may carry a password.

@@ -141,7 +141,8 @@ func (s *Store) CreateToken(ctx context.Context, t Token) error {
 		if err != nil {
 			return fmt.Errorf("store: create token: %w", err)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeToken, t.ID)
+		return err
 	})
 }
 
@@ -174,8 +175,27 @@ func (s *Store) RevokeToken(ctx context.Context, userID, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: revoke token: %w", ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeToken, id)
+		return err
 	})
+}
+
+// RevokeTokens revokes every live API token of a user and reports how many.
+func (s *Store) RevokeTokens(ctx context.Context, userID string) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0"),
+			ms(s.now()), userID)
+		if err != nil {
+			return fmt.Errorf("store: revoke tokens: %w", err)
+		}
+		if n, _ = res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
+	})
+	return n, err
 }
 
 // TouchTokens writes last-use times gathered in memory.

@@ -27,13 +27,25 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 
 // CreateSession inserts a session.
 func (s *Store) CreateSession(ctx context.Context, se Session) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-		se.ID, se.UserID, nonNil(se.CredentialID), se.Method, ms(se.CreatedAt), ms(se.VerifiedAt), ms(se.LastSeenAt),
-		ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID))
-	if err != nil {
-		return fmt.Errorf("store: create session: %w", err)
-	}
-	return nil
+	_, err := s.CreateSessionRev(ctx, se)
+	return err
+}
+
+// CreateSessionRev inserts a session and returns the revision of its change, so that the view of
+// the process that made it can hold it at once with the right revision.
+func (s *Store) CreateSessionRev(ctx context.Context, se Session) (int64, error) {
+	var rev int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			se.ID, se.UserID, nonNil(se.CredentialID), se.Method, ms(se.CreatedAt), ms(se.VerifiedAt), ms(se.LastSeenAt),
+			ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID))
+		if err != nil {
+			return fmt.Errorf("store: create session: %w", err)
+		}
+		rev, err = s.record(ctx, tx, ChangeSession, se.ID)
+		return err
+	})
+	return rev, err
 }
 
 // Session finds a session by ID, revoked or not.
@@ -81,7 +93,8 @@ func (s *Store) RevokeSession(ctx context.Context, userID, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: revoke session: %w", ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeSession, id)
+		return err
 	})
 }
 
@@ -95,7 +108,8 @@ func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error
 			return fmt.Errorf("store: revoke sessions: %w", err)
 		}
 		n, _ = res.RowsAffected()
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, userID)
+		return err
 	})
 	return n, err
 }
@@ -111,7 +125,8 @@ func (s *Store) VerifySession(ctx context.Context, id string, at time.Time, cred
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: verify session: %w", ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeSession, id)
+		return err
 	})
 }
 
@@ -191,21 +206,56 @@ func (s *Store) DropOldestCeremonies(ctx context.Context, n int) error {
 	return nil
 }
 
-// Sweep deletes expired ceremonies and invites, and sessions long past their expiry.
-func (s *Store) Sweep(ctx context.Context) error {
-	now := ms(s.now())
-	old := ms(s.now().Add(-30 * 24 * time.Hour))
-	for _, stmt := range []struct {
+// Retention of rows nobody reads any more (issue 17).
+const (
+	keepEnded   = 7 * 24 * time.Hour // revoked or expired sessions and tokens, used or expired invites
+	keepChanges = time.Hour          // change-log rows: views poll every second
+)
+
+// SweepResult counts what one Sweep removed.
+type SweepResult struct {
+	Ceremonies, Invites, Sessions, Tokens, Changes, Audit int64
+}
+
+// Sweep deletes expired ceremonies, used and expired invites, revoked and expired sessions and
+// tokens, old change-log rows and (with an audit retention) old audit rows; on SQLite it then
+// returns free pages to the file system and truncates the WAL.
+func (s *Store) Sweep(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	now := s.now()
+	ended := ms(now.Add(-keepEnded))
+	stmts := []struct {
+		n     *int64
 		query string
-		arg   int64
+		args  []any
 	}{
-		{"DELETE FROM ceremonies WHERE expires_at <= ?", now},
-		{"DELETE FROM invites WHERE expires_at <= ?", old},
-		{"DELETE FROM sessions WHERE expires_at <= ?", old},
-	} {
-		if _, err := s.db.ExecContext(ctx, s.q(stmt.query), stmt.arg); err != nil {
-			return fmt.Errorf("store: sweep: %w", err)
+		{&res.Ceremonies, "DELETE FROM ceremonies WHERE expires_at <= ?", []any{ms(now)}},
+		{&res.Invites, "DELETE FROM invites WHERE expires_at <= ? OR (used_at > 0 AND used_at <= ?)", []any{ended, ended}},
+		{&res.Sessions, "DELETE FROM sessions WHERE expires_at <= ? OR (revoked_at > 0 AND revoked_at <= ?)", []any{ended, ended}},
+		{&res.Tokens, "DELETE FROM api_tokens WHERE expires_at <= ? OR (revoked_at > 0 AND revoked_at <= ?)", []any{ended, ended}},
+		// The newest row always stays: it is how Changes tells "nothing new" from "pruned".
+		{&res.Changes, "DELETE FROM changes WHERE at <= ? AND rev < (SELECT MAX(rev) FROM changes)", []any{ms(now.Add(-keepChanges))}},
+	}
+	if s.audit > 0 {
+		stmts = append(stmts, struct {
+			n     *int64
+			query string
+			args  []any
+		}{&res.Audit, "DELETE FROM audit WHERE at <= ?", []any{ms(now.Add(-s.audit))}})
+	}
+	for _, st := range stmts {
+		r, err := s.db.ExecContext(ctx, s.q(st.query), st.args...)
+		if err != nil {
+			return res, fmt.Errorf("store: sweep: %w", err)
+		}
+		*st.n, _ = r.RowsAffected()
+	}
+	if s.dialect == SQLite {
+		for _, pragma := range []string{"PRAGMA incremental_vacuum", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+			if _, err := s.db.ExecContext(ctx, pragma); err != nil {
+				return res, fmt.Errorf("store: sweep: %s: %w", pragma, err)
+			}
 		}
 	}
-	return nil
+	return res, nil
 }

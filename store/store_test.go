@@ -178,7 +178,7 @@ func TestStore(t *testing.T) {
 					dsn := srv.NewDatabase(t)
 					return database{
 						open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
-							return store.OpenPostgres(ctx, dsn, now)
+							return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
 						},
 						raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) },
 					}
@@ -232,6 +232,15 @@ func testUsers(e *env) {
 	if got.ID != alice.ID || got.Email != alice.Email || strings.Join(got.Groups, ",") != "staff,ops" || got.Disabled ||
 		!got.CreatedAt.Equal(e.clock.Now().Truncate(time.Millisecond)) {
 		t.Fatalf("round trip: got %+v, want %+v", got, alice)
+	}
+	// Names are matched without regard to case: "Alice" finds alice and cannot be created beside her.
+	if err := st.CreateUser(ctx, store.User{ID: uuid.NewString(), Name: "ALICE"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("case variant of a taken name: got %v, want ErrConflict", err)
+	}
+	for _, typed := range []string{"Alice", "ALICE", "aLiCe"} {
+		if got, err := st.UserByName(ctx, typed); err != nil || got.ID != alice.ID {
+			t.Fatalf("UserByName(%q) = %v, %v; want alice", typed, got.Name, err)
+		}
 	}
 	if _, err := st.UserByName(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown name: %v", err)
@@ -573,7 +582,7 @@ func testCeremonies(e *env) {
 	put("old", "login", time.Second)
 	put("new", "login", time.Hour)
 	e.clock.Advance(2 * time.Second)
-	if err := st.Sweep(ctx); err != nil {
+	if _, err := st.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := st.CountCeremonies(ctx); n != 1 {
@@ -655,7 +664,7 @@ func testSessions(e *env) {
 		t.Fatalf("active after expiry: %d", n)
 	}
 	e.clock.Advance(31 * 24 * time.Hour)
-	if err := st.Sweep(ctx); err != nil {
+	if _, err := st.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.count("sessions", ""); n != 0 {

@@ -29,15 +29,24 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
 	}
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
-		u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt))
-	if isUnique(err) {
-		return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create user %q: %w", u.Name, err)
-	}
-	return nil
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Names are matched without regard to case wherever a person types one, so "Alice"
+		// cannot be created next to "alice": the check and the insert are one statement.
+		res, err := tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+") SELECT ?, ?, ?, ?, ?, ?, ? "+
+			"WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))"),
+			u.ID, u.Name, u.DisplayName, u.Email, joinList(u.Groups), b2i(u.Disabled), ms(u.CreatedAt), u.Name)
+		if isUnique(err) {
+			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("store: create user %q: %w", u.Name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("store: user %q: %w", u.Name, ErrConflict)
+		}
+		_, err = s.record(ctx, tx, ChangeUser, u.ID)
+		return err
+	})
 }
 
 // UpdateUser writes the profile fields (display name, e-mail, groups) of u.
@@ -46,9 +55,12 @@ func (s *Store) UpdateUser(ctx context.Context, u User) error {
 		u.DisplayName, u.Email, joinList(u.Groups), u.ID)
 }
 
-// UserByName finds a user by login name.
+// UserByName finds a user by login name, without regard to ASCII case (people type "Alice" for
+// "alice"). An exact match wins over a case variant, for databases made before names were
+// compared that way.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE name = ?"), name))
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE lower(name) = lower(?) "+
+		"ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END LIMIT 1"), name, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
 	}
@@ -112,7 +124,8 @@ func (s *Store) changeUser(ctx context.Context, id, query string, args ...any) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: user %s: %w", id, ErrNotFound)
 		}
-		return s.bump(ctx, tx)
+		_, err = s.record(ctx, tx, ChangeUser, id)
+		return err
 	})
 }
 
@@ -125,31 +138,19 @@ func (s *Store) HasAnyPasskey(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// bump increments the revision that servers poll to refresh their in-memory view.
-func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE revision SET n = n + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("store: bump revision: %w", err)
-	}
-	return nil
-}
-
-// Revision is a counter that changes whenever something the forward-auth view depends on changes.
-func (s *Store) Revision(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: revision: %w", err)
-	}
-	return n, nil
-}
-
 // Snapshot loads users, live sessions and live tokens in one read transaction.
 func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.dialect == Postgres})
-	if err != nil {
-		return snap, fmt.Errorf("store: snapshot: %w", err)
-	}
-	defer tx.Rollback()
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		snap, err = s.snapshot(ctx, tx)
+		return err
+	})
+	return snap, err
+}
+
+func (s *Store) snapshot(ctx context.Context, tx *sql.Tx) (Snapshot, error) {
+	var snap Snapshot
 	if err := tx.QueryRowContext(ctx, "SELECT n FROM revision WHERE id = 1").Scan(&snap.Revision); err != nil {
 		return snap, fmt.Errorf("store: snapshot: %w", err)
 	}

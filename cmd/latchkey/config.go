@@ -52,10 +52,12 @@ type Config struct {
 	AccessControl AccessControlConfig `mapstructure:"access_control"`
 	Routes        []RouteConfig       `mapstructure:"routes"`
 	Storage       StorageConfig       `mapstructure:"storage"`
+	Audit         AuditConfig         `mapstructure:"audit"`
 	SMTP          SMTPConfig          `mapstructure:"smtp"`
 	Metrics       MetricsConfig       `mapstructure:"metrics"`
 	Log           LogConfig           `mapstructure:"log"`
 	Admin         AdminConfig         `mapstructure:"admin"`
+	OIDC          OIDCConfig          `mapstructure:"oidc"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -119,6 +121,17 @@ type RouteConfig struct {
 // StorageConfig selects PostgreSQL instead of the embedded SQLite file.
 type StorageConfig struct {
 	Postgres PostgresConfig `mapstructure:"postgres"`
+	// Timeout bounds every store call.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxStaleness is how long forward auth answers from a view it could not confirm with the
+	// store; past it, sessions and tokens get 503 (fail closed).
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+}
+
+// AuditConfig is the audit log's retention.
+type AuditConfig struct {
+	// Retention deletes audit rows older than this; 0 keeps every row.
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // PostgresConfig is the PostgreSQL connection.
@@ -170,10 +183,13 @@ func Default() Config {
 		Session:       SessionConfig{CookieName: "latchkey_session", Lifetime: 24 * time.Hour, Inactivity: 2 * time.Hour},
 		AccessControl: AccessControlConfig{DefaultPolicy: "deny", Rules: []proxy.RuleConfig{}},
 		Routes:        []RouteConfig{},
+		Storage:       StorageConfig{Timeout: 2 * time.Second, MaxStaleness: 5 * time.Second},
+		Audit:         AuditConfig{Retention: 4320 * time.Hour},
 		SMTP:          SMTPConfig{Port: 587, TLS: "starttls"},
 		Metrics:       MetricsConfig{Listen: "127.0.0.1:9191"},
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Admin:         AdminConfig{Group: "admins"},
+		OIDC:          defaultOIDC(),
 	}
 }
 
@@ -337,6 +353,21 @@ func (c *Config) Validate() error {
 			bad("server.timeouts."+d.name, "must be a positive duration such as 30s, got %s", d.d)
 		}
 	}
+	if c.Storage.Timeout <= 0 {
+		bad("storage.timeout", "must be a positive duration such as 2s, got %s", c.Storage.Timeout)
+	}
+	if c.Storage.MaxStaleness <= 0 {
+		bad("storage.max_staleness", "must be a positive duration such as 5s, got %s", c.Storage.MaxStaleness)
+	} else if c.Storage.MaxStaleness < time.Second+c.Storage.Timeout {
+		// The view polls every second and each poll may take up to storage.timeout; a smaller bound
+		// would flap to 503 on an ordinary slow answer.
+		bad("storage.max_staleness", "must be at least 1s more than storage.timeout (%s), got %s", c.Storage.Timeout, c.Storage.MaxStaleness)
+	}
+	if c.Audit.Retention < 0 {
+		bad("audit.retention", "must be 0 (keep every row) or a positive duration such as 4320h, got %s", c.Audit.Retention)
+	} else if c.Audit.Retention > 0 && c.Audit.Retention < time.Hour {
+		bad("audit.retention", "must be 0 (keep every row) or at least 1h, got %s", c.Audit.Retention)
+	}
 	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > 1<<20 {
 		bad("server.max_header_bytes", "must be between 4096 and 1048576, got %d", c.Server.MaxHeaderBytes)
 	}
@@ -446,6 +477,7 @@ func (c *Config) Validate() error {
 	if c.Admin.Group == "" {
 		bad("admin.group", "must be set")
 	}
+	c.OIDC.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -122,6 +122,13 @@ func decodeField(f reflect.Value, raw any, key string, errs *[]error) {
 			return
 		}
 		f.SetInt(n)
+	case t.Kind() == reflect.Float64:
+		x, err := number(raw)
+		if err != nil {
+			bad("%v", err)
+			return
+		}
+		f.SetFloat(x)
 	case t.Kind() == reflect.Bool:
 		b, err := boolean(raw)
 		if err != nil {
@@ -212,6 +219,25 @@ func wholeNumber(raw any) (int64, error) {
 		return 0, fmt.Errorf("not a whole number: %q", x)
 	}
 	return 0, fmt.Errorf("not a whole number, found %s", describe(raw))
+}
+
+func number(raw any) (float64, error) {
+	switch x := raw.(type) {
+	case int:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case uint64:
+		return float64(x), nil
+	case float64:
+		return x, nil
+	case string:
+		if n, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+			return n, nil
+		}
+		return 0, fmt.Errorf("not a number: %q", x)
+	}
+	return 0, fmt.Errorf("not a number, found %s", describe(raw))
 }
 
 func boolean(raw any) (bool, error) {

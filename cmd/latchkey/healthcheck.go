@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,11 +17,14 @@ import (
 func newHealthcheckCommand() *cobra.Command {
 	var target string
 	var timeout time.Duration
+	var ready bool
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
 		Short: "Exit 0 when the running server answers /.latchkey/healthz (for container HEALTHCHECK)",
 		Long: "Ask the server that the same config describes (server.listen) for /.latchkey/healthz, which\n" +
-			"answers 200 only when the store answers. Exit 0 when healthy, 1 when not, 2 on a bad config.",
+			"answers 200 while the process serves (liveness), or with --ready for /.latchkey/readyz, which\n" +
+			"answers 200 only while the session view is fresh and the store answers and accepts writes.\n" +
+			"Exit 0 when healthy, 1 when not, 2 on a bad config.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client := &http.Client{Timeout: timeout}
@@ -30,6 +34,9 @@ func newHealthcheckCommand() *cobra.Command {
 					return err
 				}
 				target = healthURL(cfg)
+				if ready {
+					target = strings.TrimSuffix(target, "/healthz") + "/readyz"
+				}
 				if cfg.Server.TLS.CertFile != "" {
 					// The certificate names the public host, not the loopback address dialled here;
 					// the probe sends nothing secret and only reads a status code.
@@ -55,6 +62,7 @@ func newHealthcheckCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&target, "url", "", "the server's base URL, such as http://127.0.0.1:8080 (default: server.listen)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
+	cmd.Flags().BoolVar(&ready, "ready", false, "ask /.latchkey/readyz (readiness) instead of /.latchkey/healthz (liveness)")
 	return cmd
 }
 

@@ -72,6 +72,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newHealthcheckCommand(),
 		newDoctorCommand(),
 		newMigrateCommand(),
+		newOIDCCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -19,6 +19,10 @@ type metrics struct {
 	ceremonies  *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+	viewDeltas  prometheus.Counter
+	viewLoads   *prometheus.CounterVec
+	viewLoadDur prometheus.Histogram
+	storeErrors *prometheus.CounterVec
 
 	// bound caches the children of the authz series by label values, so that the hot path does
 	// not hash its labels on every check. It is filled at start for every known combination
@@ -34,7 +38,7 @@ type authzChildren struct {
 // authzEndpoints and authzResults are the label values the proxy reports.
 var (
 	authzEndpoints = []string{"forward", "request", "proxy"}
-	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted"}
+	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted", "unavailable"}
 )
 
 func newMetrics() *metrics {
@@ -42,7 +46,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_authz_requests_total",
-			Help: "Authorization checks by endpoint (forward, request, proxy) and result (allowed, unauthenticated, step_up, forbidden, bad_request, untrusted).",
+			Help: "Authorization checks by endpoint (forward, request, proxy) and result (allowed, unauthenticated, step_up, forbidden, bad_request, untrusted, unavailable).",
 		}, []string{"endpoint", "result"}),
 		// The hot path decides in microseconds without touching the database, hence the small buckets.
 		authzTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -63,6 +67,23 @@ func newMetrics() *metrics {
 			Name: "latchkey_rate_limited_total",
 			Help: "Requests refused by a rate limit or a capacity bound, by scope.",
 		}, []string{"scope"}),
+		viewDeltas: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latchkey_view_deltas_applied_total",
+			Help: "Changes from the store's change log applied to the in-memory session view.",
+		}),
+		viewLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_view_full_loads_total",
+			Help: "Full loads of the in-memory session view (at start, or when the change log was pruned past it), by result (ok, failed).",
+		}, []string{"result"}),
+		viewLoadDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "latchkey_view_full_load_duration_seconds",
+			Help:    "Duration of full loads of the in-memory session view.",
+			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_store_errors_total",
+			Help: "Failed store calls of the session view and the probes, by operation.",
+		}, []string{"op"}),
 	}
 	// Label values known in advance start at zero, so that a dashboard or an alert such as
 	// rate(...[5m]) > 0 sees a series from the first scrape rather than "no data" until the
@@ -81,7 +102,14 @@ func newMetrics() *metrics {
 		Help: "Always 1; the labels say which build is running.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	for _, r := range []string{"ok", "failed"} {
+		m.viewLoads.WithLabelValues(r)
+	}
+	for _, op := range []string{"changes", "load", "fetch", "touch_sessions", "touch_tokens"} {
+		m.storeErrors.WithLabelValues(op)
+	}
 	m.reg.MustRegister(m.authz, m.authzTime, m.ceremonies, m.upstream, m.rateLimited, buildInfo,
+		m.viewDeltas, m.viewLoads, m.viewLoadDur, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +122,35 @@ func (m *metrics) watchSessions(src interface{ ActiveSessions() int }) {
 		Help: "Sessions that are neither revoked nor expired, as this process sees them.",
 	}, func() float64 { return float64(src.ActiveSessions()) }))
 }
+
+// watchView exports the age of the in-memory view: how long ago it last confirmed itself with
+// the store (past storage.max_staleness, forward auth fails closed).
+func (m *metrics) watchView(src interface{ ViewAge() time.Duration }) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "latchkey_view_age_seconds",
+		Help: "Seconds since the in-memory session view last confirmed itself with the store.",
+	}, func() float64 { return src.ViewAge().Seconds() }))
+}
+
+// ViewDeltas counts changes applied to the view (session.Recorder).
+func (m *metrics) ViewDeltas(n int) {
+	if n > 0 {
+		m.viewDeltas.Add(float64(n))
+	}
+}
+
+// ViewLoad records a full load of the view.
+func (m *metrics) ViewLoad(d time.Duration, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.viewLoads.WithLabelValues(result).Inc()
+	m.viewLoadDur.Observe(d.Seconds())
+}
+
+// StoreError counts a failed store call by operation.
+func (m *metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
 
 // handler serves the registry in the Prometheus text (or OpenMetrics) format.
 func (m *metrics) handler() http.Handler {

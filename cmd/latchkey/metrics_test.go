@@ -321,6 +321,7 @@ func TestGrafanaDashboardMatchesMetrics(t *testing.T) {
 
 	m := newMetrics()
 	m.watchSessions(fixedSessions(0))
+	m.watchView(fixedAge(0))
 	m.Upstream("app.example.test", http.StatusOK, time.Millisecond) // families without labels known in advance
 	fams, err := m.reg.Gather()
 	if err != nil {
@@ -355,6 +356,10 @@ func TestGrafanaDashboardMatchesMetrics(t *testing.T) {
 		}
 	}
 }
+
+type fixedAge time.Duration
+
+func (a fixedAge) ViewAge() time.Duration { return time.Duration(a) }
 
 type fixedSessions int
 

@@ -27,6 +27,12 @@ var copyTables = []struct{ name, key string }{
 	{"sessions", "id"},
 	{"api_tokens", "id"},
 	{"audit", "id"},
+	{"oidc_clients", "id"},
+	{"oidc_keys", "id"},
+	{"oidc_auth_requests", "id"},
+	{"oidc_tokens", "hash"},
+	{"oidc_consents", "id"},
+	{"oidc_sessions", "id"},
 }
 
 // tableCount is what migrate reports for one table.
@@ -162,7 +168,7 @@ func checkTables(ctx context.Context, st *store.Store) error {
 		return fmt.Errorf("list source tables: %w", err)
 	}
 	defer rows.Close()
-	known := map[string]bool{"schema_version": true, "revision": true}
+	known := map[string]bool{"schema_version": true, "revision": true, "changes": true, "heartbeat": true}
 	for _, t := range copyTables {
 		known[t.name] = true
 	}

@@ -145,7 +145,7 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("target_keeps_working", func(t *testing.T) {
 		// New rows after explicit ids: the identity sequences were moved past the copied ids.
-		st, err := store.OpenPostgres(context.Background(), dsn, nil)
+		st, err := store.OpenPostgres(context.Background(), dsn, store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		other := srv.NewDatabase(t)
-		st, err := store.OpenPostgres(context.Background(), other, nil)
+		st, err := store.OpenPostgres(context.Background(), other, store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,8 @@ import (
 
 // openPostgresStore opens the shared PostgreSQL store that replicas use (storage.postgres.dsn).
 // The DSN may carry a password, so errors name the key, never the value.
-func openPostgresStore(ctx context.Context, dsn string) (*store.Store, error) {
-	st, err := store.OpenPostgres(ctx, dsn, nil)
+func openPostgresStore(ctx context.Context, dsn string, opts store.Options) (*store.Store, error) {
+	st, err := store.OpenPostgres(ctx, dsn, opts)
 	if err != nil {
 		return nil, fmt.Errorf("storage.postgres: %w", err)
 	}
@@ -49,5 +49,5 @@ func openStoreURL(ctx context.Context, arg string) (*store.Store, error) {
 	if dialect == store.SQLite {
 		return store.Open(ctx, store.Options{Path: where})
 	}
-	return openPostgresStore(ctx, where)
+	return openPostgresStore(ctx, where, store.Options{})
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkeyhq/latchkey/auth"
+	"github.com/latchkeyhq/latchkey/oidc"
 	"github.com/latchkeyhq/latchkey/proxy"
 	"github.com/latchkeyhq/latchkey/store"
 )
@@ -76,13 +78,15 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts := store.Options{Timeout: cfg.Storage.Timeout, AuditRetention: cfg.Audit.Retention}
 	if dsn != "" {
-		return openPostgresStore(ctx, dsn)
+		return openPostgresStore(ctx, dsn, opts)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	return store.Open(ctx, store.Options{Path: cfg.dbPath()})
+	opts.Path = cfg.dbPath()
+	return store.Open(ctx, opts)
 }
 
 func decodeKey(b64 string) ([]byte, error) {
@@ -131,6 +135,7 @@ type app struct {
 	log     *slog.Logger
 	store   *store.Store
 	auth    *auth.Service
+	oidc    *oidc.Provider
 	handler http.Handler
 	metrics *metrics
 	public  *url.URL
@@ -163,7 +168,9 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	var routes []proxy.Route
 	hosts := rules.Hosts()
 	for _, rc := range cfg.Routes {
-		h, _ := proxy.CanonicalHost(rc.Host, "https")
+		// As written: a route host without a port takes that host on any port, one with a port
+		// only that port (the "https" default would turn "app:443" into "app", any port).
+		h, _ := proxy.CanonicalHost(rc.Host, "")
 		u, _ := url.Parse(rc.Upstream)
 		routes = append(routes, proxy.Route{Host: h, Upstream: u})
 		hosts = append(hosts, h)
@@ -187,6 +194,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 			return ""
 		},
 		Mailer: mailer, AdminGroup: cfg.Admin.Group, Metrics: m, Logger: log,
+		MaxStaleness: cfg.Storage.MaxStaleness, ViewMetrics: m,
 	})
 	if err != nil {
 		return fail(err)
@@ -199,8 +207,13 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	if err != nil {
 		return fail(err)
 	}
+	prov, err := newProvider(cfg, st, svc, blockKey, trusted, log)
+	if err != nil {
+		return fail(err)
+	}
 	m.watchSessions(svc)
-	return &app{cfg: cfg, log: log, store: st, auth: svc, handler: h, metrics: m, public: public}, nil
+	m.watchView(svc)
+	return &app{cfg: cfg, log: log, store: st, auth: svc, oidc: prov, handler: withOIDC(h, prov), metrics: m, public: public}, nil
 }
 
 // bootstrap prints an enrolment link for "admin" while nobody has a passkey, so that a first run
@@ -297,10 +310,19 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	// One owner for the background work: Run returns only when the view loop (with its final
+	// last-seen flush) and the sweeper have stopped, and the store closes only after that.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.auth.Run(ctx)
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); a.auth.Run(ctx) }()
+	go func() { defer bg.Done(); a.oidc.Run(ctx) }()
+	defer func() {
+		cancel()
+		bg.Wait()
+		a.store.Close()
+	}()
 
 	srv := &http.Server{
 		Handler:           requestLog(a.log, a.handler),
@@ -326,7 +348,9 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 		}
 		metricsAddr = mln.Addr().String()
 		metricsSrv = &http.Server{Handler: a.metrics.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go metricsSrv.Serve(mln)
+		metricsDone := make(chan struct{})
+		go func() { metricsSrv.Serve(mln); close(metricsDone) }()
+		defer func() { metricsSrv.Close(); <-metricsDone }()
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -66,6 +66,9 @@ type Config struct {
 	HashKey         []byte
 	BlockKey        []byte
 	LogLevel        slog.Level
+	// Wrap, when set, puts a handler in front of the proxy (the OpenID Provider's routes); it
+	// runs once the auth service exists and before the server starts.
+	Wrap func(e *Env, next http.Handler) http.Handler
 }
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
@@ -80,7 +83,9 @@ type Env struct {
 	Public  *url.URL
 	Clock   *Clock
 	Logs    *SyncBuffer
-	cancel  context.CancelFunc
+	// BlockKey is the session block key the auth service was built with.
+	BlockKey []byte
+	cancel   context.CancelFunc
 }
 
 // SyncBuffer is a goroutine-safe log sink.
@@ -188,7 +193,12 @@ func New(t testing.TB, cfg Config) *Env {
 		t.Fatal(err)
 	}
 	e.Handler = h
-	e.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}}
+	e.BlockKey = cfg.BlockKey
+	var handler http.Handler = h
+	if cfg.Wrap != nil {
+		handler = cfg.Wrap(e, h)
+	}
+	e.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}}
 	e.Server.Start()
 	t.Cleanup(func() {
 		e.Server.Close()

@@ -141,6 +141,10 @@ type ProxyConfig struct {
 type ProxySite struct {
 	Name string // host name, e.g. public.example.com
 	App  string // host:port of its application
+	// Port, when set, is a port of its own on 127.0.0.1 for this site (FreePort). For nginx
+	// the site is then the only block listening there, so it is the default server of that
+	// port and serves requests for any host.
+	Port int
 }
 
 // listen80 matches the listen directives of the deploy/nginx files, the one thing the tests

@@ -69,6 +69,9 @@ func WriteNginx(repo, dir string, cfg ProxyConfig, opts NginxOptions) ([]string,
 					up := fmt.Sprintf("site%d", i)
 					conf := strings.ReplaceAll(s, "server_name app.example.com;", "server_name "+site.Name+";")
 					conf = strings.ReplaceAll(conf, "proxy_pass http://app;", "proxy_pass http://"+up+";")
+					if site.Port != 0 {
+						conf = strings.ReplaceAll(conf, "listen 127.0.0.1:"+strconv.Itoa(cfg.Port)+";", "listen 127.0.0.1:"+strconv.Itoa(site.Port)+";")
+					}
 					if err := os.WriteFile(filepath.Join(dir, sub, up+".conf"), []byte(conf), 0o644); err != nil {
 						return nil, err
 					}
@@ -157,8 +160,14 @@ func WriteCaddy(repo, dir string, cfg ProxyConfig) (caddyfile string, env []stri
 	for i, site := range cfg.Sites {
 		n := strconv.Itoa(i)
 		c := caddySite.ReplaceAllLiteralString(block, "{$SITE_"+n+"}")
-		src += caddyUpstream.ReplaceAllLiteralString(c, "{$SITE_UPSTREAM_"+n+"}")
-		env = append(env, "SITE_"+n+"=http://"+site.Name+":"+port, "SITE_UPSTREAM_"+n+"="+site.App)
+		c = caddyUpstream.ReplaceAllLiteralString(c, "{$SITE_UPSTREAM_"+n+"}")
+		sitePort := port
+		if site.Port != 0 {
+			sitePort = strconv.Itoa(site.Port)
+			c = strings.ReplaceAll(c, "{$APP_PORT:443}", sitePort)
+		}
+		src += c
+		env = append(env, "SITE_"+n+"=http://"+site.Name+":"+sitePort, "SITE_UPSTREAM_"+n+"="+site.App)
 	}
 	caddyfile = filepath.Join(dir, "Caddyfile")
 	return caddyfile, env, os.WriteFile(caddyfile, []byte(src), 0o644)
