@@ -553,3 +553,41 @@ func TestSignalCurrentUserDetails(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDarkDesktop captures the account page and the console at 1280x800 in dark mode (the
+// other tests take the phone in dark mode), with the in-page dialog open once.
+func TestDarkDesktop(t *testing.T) {
+	srv := startServer(t, serverConfig{demo: true, yaml: "admin:\n  group: admins\n"})
+	tb := newTab(t, tabOptions{dark: true})
+	enrol(t, tb, srv)
+	if !eval[bool](tb, `matchMedia("(prefers-color-scheme: dark)").matches`) {
+		t.Fatal("the tab is not in dark mode")
+	}
+	for _, p := range []struct{ name, path, ready string }{
+		{"account", "/.latchkey/account", "passkeys"},
+		{"tokens", "/.latchkey/tokens", "tokens"},
+		{"admin-users", "/.latchkey/admin", "users"},
+		{"admin-audit", "/.latchkey/admin/audit", "audit"},
+	} {
+		tb.navigate(srv.URL + p.path)
+		tb.waitURL(srv.URL + p.path)
+		tb.waitFor(p.name, `!!document.getElementById("`+p.ready+`")`)
+		tb.checkNoOverflow(p.name)
+		tb.shot("dark-" + p.name)
+	}
+	tb.navigate(srv.URL + "/.latchkey/admin")
+	tb.waitURL(srv.URL + "/.latchkey/admin")
+	tb.do(chromedp.Click(chromedp.CSS(`#users tbody tr[data-name="admin"] a`)))
+	tb.waitURL(srv.URL + "/.latchkey/admin/users/")
+	tb.shot("dark-admin-user")
+	tb.navigate(srv.URL + "/.latchkey/account")
+	tb.waitURL(srv.URL + "/.latchkey/account")
+	tb.do(chromedp.Click(chromedp.CSS(`#passkeys [data-action=rename]`)))
+	tb.dialogOpen()
+	if !eval[bool](tb, `document.activeElement.id === "lk-dialog-input"`) {
+		t.Error("the rename dialog does not start in its field")
+	}
+	tb.shot("dark-rename-dialog")
+	tb.do(chromedp.KeyEvent("\x1b"))
+	tb.waitFor("the dialog closed, focus back on Rename", `!document.getElementById("lk-dialog").open && document.activeElement.dataset.action === "rename"`)
+}
