@@ -134,6 +134,9 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
 	// Removing a passkey ends the sessions it made, at once, in this process too.
 	s.Refresh(ctx)
 	out := map[string]any{"removed": body.ID}
+	if sig, err := s.signal(ctx, u); err == nil {
+		out["signal"] = sig // the password manager drops the removed passkey too
+	}
 	if _, still := s.Authenticate(r); !still {
 		// This browser signed in with the passkey just removed: its session is over as well.
 		s.clearSessionCookie(w)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -75,8 +73,9 @@ func (s *Service) adminPage(w http.ResponseWriter, r *http.Request) (Identity, b
 // adminUser is a row of the users page.
 type adminUser struct {
 	store.User
-	Passkeys int
-	Admin    bool
+	Passkeys   int
+	Admin      bool
+	LastSignIn time.Time // the latest use of any of their passkeys
 }
 
 func (s *Service) adminUsersPage(w http.ResponseWriter, r *http.Request) error {
@@ -94,7 +93,13 @@ func (s *Service) adminUsersPage(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		rows = append(rows, adminUser{User: u, Passkeys: len(creds), Admin: inGroup(u.Groups, s.opts.AdminGroup)})
+		row := adminUser{User: u, Passkeys: len(creds), Admin: inGroup(u.Groups, s.opts.AdminGroup)}
+		for _, c := range creds {
+			if c.LastUsedAt.After(row.LastSignIn) {
+				row.LastSignIn = c.LastUsedAt
+			}
+		}
+		rows = append(rows, row)
 	}
 	s.render(w, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
 		Users      []adminUser
@@ -124,88 +129,51 @@ func (s *Service) adminUserPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	keys := make([]passkeyView, 0, len(creds))
+	names := make(map[string]string, len(creds))
 	for _, c := range creds {
 		keys = append(keys, passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
 			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID)})
+		names[string(c.ID)] = c.Name
+	}
+	tokens, err := s.tokenViews(r, u.ID)
+	if err != nil {
+		return err
+	}
+	rows := make([]adminSession, 0, len(sessions))
+	for _, se := range sessions {
+		row := adminSession{Session: se, Passkey: names[string(se.CredentialID)]}
+		if len(se.CredentialID) > 0 && row.Passkey == "" {
+			row.Passkey = "a removed passkey"
+		}
+		rows = append(rows, row)
 	}
 	s.render(w, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
 		Target   store.User
 		Self     bool
 		Passkeys []passkeyView
-		Sessions []store.Session
-	}{u, u.ID == id.User.ID, keys, sessions}})
+		Sessions []adminSession
+		Tokens   []tokenView
+	}{u, u.ID == id.User.ID, keys, rows, tokens}})
 	return nil
 }
 
-// auditRow is an audit event with the user's name resolved.
-type auditRow struct {
-	store.Event
-	UserName string
+// adminSession is a session row of a user's page, with the name of the passkey that made it.
+type adminSession struct {
+	store.Session
+	Passkey string
 }
 
-func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
-	id, ok, err := s.adminPage(w, r)
-	if !ok {
-		return err
+// MethodName says how a session was made, in words.
+func MethodName(method string) string {
+	switch method {
+	case MethodPasskey:
+		return "passkey"
+	case MethodRecoveryCode:
+		return "recovery code"
+	case MethodMagicLink:
+		return "e-mailed link"
 	}
-	ctx := r.Context()
-	q := r.URL.Query()
-	userName, event := strings.TrimSpace(q.Get("user")), strings.TrimSpace(q.Get("event"))
-	page, _ := strconv.Atoi(q.Get("page"))
-	if page < 1 || page > 100000 {
-		page = 1
-	}
-	users, err := s.store.Users(ctx)
-	if err != nil {
-		return err
-	}
-	names := make(map[string]string, len(users))
-	filter := store.AuditFilter{Event: event, Limit: auditPageSize + 1, Offset: (page - 1) * auditPageSize}
-	for _, u := range users {
-		names[u.ID] = u.Name
-		if u.Name == userName {
-			filter.UserID = u.ID
-		}
-	}
-	var events []store.Event
-	if userName == "" || filter.UserID != "" {
-		if events, err = s.store.AuditEvents(ctx, filter); err != nil {
-			return err
-		}
-	}
-	more := len(events) > auditPageSize
-	if more {
-		events = events[:auditPageSize]
-	}
-	rows := make([]auditRow, 0, len(events))
-	for _, e := range events {
-		rows = append(rows, auditRow{Event: e, UserName: names[e.UserID]})
-	}
-	link := func(p int) string {
-		v := url.Values{}
-		if userName != "" {
-			v.Set("user", userName)
-		}
-		if event != "" {
-			v.Set("event", event)
-		}
-		v.Set("page", strconv.Itoa(p))
-		return "/.latchkey/admin/audit?" + v.Encode()
-	}
-	d := struct {
-		Events           []auditRow
-		User, Event      string
-		Page             int
-		PrevURL, NextURL string
-	}{Events: rows, User: userName, Event: event, Page: page}
-	if page > 1 {
-		d.PrevURL = link(page - 1)
-	}
-	if more {
-		d.NextURL = link(page + 1)
-	}
-	s.render(w, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
-	return nil
+	return method
 }
 
 // enrolmentAnswer is the one-time link and its QR code (a PNG data: URL, which the CSP allows as

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -317,11 +318,19 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	for i, t := range cred.Transport {
 		transports[i] = string(t)
 	}
+	// Enrolment through a link or a recovery session signs the user in with the new passkey: the
+	// ceremony just verified it, so it counts as used now. A signed-in user adding a passkey keeps
+	// their session.
+	cur, signedIn := s.Authenticate(r)
+	signsIn := st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID
 	sc := store.Credential{
-		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, len(existing)),
+		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, r.UserAgent(), existing),
 		PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID,
 		Transports: transports, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
 		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, CreatedAt: s.now(),
+	}
+	if signsIn {
+		sc.LastUsedAt = sc.CreatedAt
 	}
 	enrol := store.Enrolment{Credential: sc, InviteID: st.InviteID}
 	var codes []string
@@ -347,10 +356,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	if len(codes) > 0 {
 		s.audit(ctx, r, u.ID, "recovery_codes_created", fmt.Sprintf("%d codes", len(codes)))
 	}
-	// Enrolment through a link or a recovery session signs the user in with the new passkey: the
-	// ceremony just verified it. A signed-in user adding a passkey keeps their session.
-	cur, signedIn := s.Authenticate(r)
-	if st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID {
+	if signsIn {
 		if signedIn && cur.Restricted() && cur.User.ID == u.ID {
 			if err := s.store.RevokeSession(ctx, u.ID, cur.SessionID); err == nil {
 				s.Refresh(ctx)
@@ -361,7 +367,17 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes, "redirect": s.accountURL()})
+	// The new passkey's name is shown in an editable field (rename in place); a passkey made in
+	// a recovery session leads to an account page that offers to remove the lost ones.
+	out := map[string]any{"recovery_codes": codes, "redirect": s.accountURL(),
+		"passkey": map[string]string{"id": base64.RawURLEncoding.EncodeToString(cred.ID), "name": sc.Name}}
+	if signedIn && cur.Restricted() && cur.User.ID == u.ID {
+		out["redirect"] = s.accountURL() + "?recovered=1"
+	}
+	if sig, err := s.signal(ctx, u); err == nil {
+		out["signal"] = sig
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -399,9 +415,16 @@ func (s *Service) loginBegin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// errLogin is the one answer to every failed assertion, so that an unknown credential, a removed
-// passkey, a disabled user and a bad signature cannot be told apart.
+// errLogin is the one answer to every failed assertion of a passkey the server holds, so that a
+// disabled user, a user handle that does not match and a bad signature cannot be told apart.
 const errLogin = "passkey not accepted"
+
+// errUnknownCredential answers an assertion whose credential ID is not in the store (a passkey
+// removed from the account, or never registered here). It reveals nothing about any user: a
+// credential ID is unguessable and only its holder has it, and the holder learns only that the
+// server does not know it, so that the page can tell the password manager to drop it with the
+// WebAuthn Signal API (hostile/CASES.md "Login answers").
+const errUnknownCredential = "This passkey was removed from your account, or was never registered here. Use another passkey, or recover access."
 
 func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -416,14 +439,16 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 		return bodyError(err, errLogin)
 	}
 	var (
-		owner     store.User
-		stored    store.Credential
-		known     bool
-		beChanged bool
+		owner      store.User
+		stored     store.Credential
+		known      bool
+		unknownCID bool // the credential ID is not in the store at all
+		beChanged  bool
 	)
 	respFlags := parsed.Response.AuthenticatorData.Flags
 	handler := func(rawID, handle []byte) (webauthn.User, error) {
 		c, err := s.store.Credential(ctx, rawID)
+		unknownCID = errors.Is(err, store.ErrNotFound)
 		if err == nil {
 			owner, err = s.store.UserByID(ctx, c.UserID)
 		}
@@ -450,7 +475,13 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 		if known {
 			uid = owner.ID
 		}
-		s.audit(ctx, r, uid, "login_failed", redactErr(err))
+		if unknownCID && !known {
+			// Said in words: the library's text for it ("unable to find the credential...") is
+			// developer detail, and the same row for a removed and a never-known passkey.
+			s.audit(ctx, r, "", "login_failed", "passkey not registered (removed or unknown)")
+			return &apiError{status: http.StatusBadRequest, msg: errUnknownCredential, cause: err, unknownCredential: true}
+		}
+		s.audit(ctx, r, uid, "login_failed", "passkey not accepted: "+redactErr(err))
 		return fail(http.StatusBadRequest, errLogin, err)
 	}
 	if cred.Authenticator.CloneWarning {
@@ -504,8 +535,37 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.Ceremony(kindLogin, "ok")
 	s.audit(ctx, r, owner.ID, "login", "credential "+credRef(stored.ID))
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.safeRedirect(r.URL.Query().Get("rd"))})
+	out := map[string]any{"redirect": s.safeRedirect(r.URL.Query().Get("rd"))}
+	if sig, err := s.signal(ctx, owner); err == nil {
+		out["signal"] = sig
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// signalData is what a page hands to the WebAuthn Signal API after a sign-in, an enrolment or a
+// removal: the passkeys the server accepts for the user (signalAllAcceptedCredentials, so that a
+// password manager drops the ones removed here) and the user's current names
+// (signalCurrentUserDetails). It goes only to the user it describes.
+type signalData struct {
+	RPID          string   `json:"rp_id"`
+	UserID        string   `json:"user_id"` // the WebAuthn user handle, base64url
+	Name          string   `json:"name"`
+	DisplayName   string   `json:"display_name"`
+	CredentialIDs []string `json:"credential_ids"`
+}
+
+func (s *Service) signal(ctx context.Context, u store.User) (*signalData, error) {
+	creds, err := s.store.Credentials(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	d := &signalData{RPID: s.opts.RPID, UserID: base64.RawURLEncoding.EncodeToString(userHandle(u.ID)), Name: u.Name,
+		DisplayName: displayName(u), CredentialIDs: make([]string, 0, len(creds))}
+	for _, c := range creds {
+		d.CredentialIDs = append(d.CredentialIDs, base64.RawURLEncoding.EncodeToString(c.ID))
+	}
+	return d, nil
 }
 
 // decoy returns a user whose only credential has the asked-for ID and a public key whose private

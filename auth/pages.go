@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -28,13 +29,26 @@ func parsePages() (*template.Template, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"b64":    func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
-		"device": DeviceSummary,
+		"when":       when,
+		"b64":        func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
+		"device":     DeviceSummary,
+		"methodName": MethodName,
 	}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse templates: %w", err)
 	}
 	return t, nil
+}
+
+// when renders a time as a <time> element: the exact UTC time as its text and title, and the ISO
+// form in datetime, which latchkey.js turns into local, relative words ("2 minutes ago", the exact
+// local time on hover). A zero time is "never".
+func when(t time.Time) template.HTML {
+	if t.IsZero() {
+		return "never"
+	}
+	exact := t.UTC().Format("2006-01-02 15:04 UTC")
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" title="` + exact + `">` + exact + `</time>`)
 }
 
 // SecurityHeaders sets the headers every Latchkey page and API answer carries. The CSP allows no
@@ -50,11 +64,18 @@ func SecurityHeaders(h http.Header) {
 
 // pageData is what every template gets.
 type pageData struct {
-	Title   string
-	Public  string // the portal's base URL
-	User    *User
-	Message string
-	Data    any
+	Title  string
+	Public string // the portal's base URL
+	User   *User
+	// Recovery: the browser holds a restricted (recovery) session, which can only create a
+	// passkey; pages link straight to doing that.
+	Recovery bool
+	// LocalPortal: public_url is a localhost address, which a phone cannot open (the admin
+	// console says so next to an enrolment link's QR code).
+	LocalPortal bool
+	LocalPort   string // its port, for the SSH tunnel line
+	Message     string
+	Data        any
 }
 
 // page adapts a page handler: security headers, and errors rendered as a short HTML page.
@@ -147,14 +168,24 @@ func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string
 		title = ErrorTitle(status)
 	}
 	d := pageData{Title: title, Message: msg}
-	if id.User != nil && id.SessionID != "" && !id.Restricted() {
-		d.User = id.User // offer the account page rather than a sign-in link
+	if id.User != nil && id.SessionID != "" {
+		if id.Restricted() {
+			d.Recovery = true // link straight to creating a passkey
+		} else {
+			d.User = id.User // offer the account page rather than a sign-in link
+		}
 	}
 	s.render(w, status, "error", d)
 }
 
 func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {
 	d.Public = baseURL(s.opts.PublicURL)
+	if d.LocalPortal = localHost(s.opts.PublicURL.Hostname()); d.LocalPortal {
+		d.LocalPort = s.opts.PublicURL.Port()
+		if d.LocalPort == "" {
+			d.LocalPort = map[bool]string{true: "443", false: "80"}[s.opts.PublicURL.Scheme == "https"]
+		}
+	}
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("rendering page failed", "page", name, "err", err)
@@ -182,14 +213,17 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var u *User
+	recovery := false
 	if id, ok := s.Authenticate(r); ok && !id.Restricted() {
 		u = id.User
+	} else if ok && id.SessionID != "" {
+		recovery = true
 	}
 	title := "Sign in"
 	if d.App != "" && !d.StepUp {
 		title = "Sign in to " + d.App
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: title, User: u, Data: d})
+	s.render(w, http.StatusOK, "login", pageData{Title: title, User: u, Recovery: recovery, Data: d})
 	return nil
 }
 
@@ -246,6 +280,7 @@ type passkeyView struct {
 	LastUsed      time.Time
 	Synced        bool
 	Authenticator string
+	Current       bool // the passkey this browser's session was made or last verified with
 }
 
 func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
@@ -277,10 +312,21 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 			unused++
 		}
 	}
-	var keys []passkeyView
+	var current []byte
+	for _, se := range sessions {
+		if se.ID == id.SessionID {
+			current = se.CredentialID
+		}
+	}
+	var keys, lost []passkeyView
 	for _, c := range creds {
-		keys = append(keys, passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
-			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID)})
+		v := passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
+			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID),
+			Current: len(current) > 0 && bytes.Equal(c.ID, current)}
+		keys = append(keys, v)
+		if !v.Current {
+			lost = append(lost, v)
+		}
 	}
 	d := struct {
 		Passkeys      []passkeyView
@@ -289,8 +335,15 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		UnusedCodes   int
 		Admin         bool
 		RecoveryEmail bool
+		// After a recovery (the account page reached from a passkey made in a recovery
+		// session): the passkeys other than the new one, which may be the lost ones, and
+		// whether other sessions exist, each offered for removal in one click.
+		Recovered     bool
+		Lost          []passkeyView
+		OtherSessions bool
 	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused,
-		Admin: inGroup(id.User.Groups, s.opts.AdminGroup), RecoveryEmail: s.opts.Mailer != nil}
+		Admin: inGroup(id.User.Groups, s.opts.AdminGroup), RecoveryEmail: s.opts.Mailer != nil,
+		Recovered: r.URL.Query().Get("recovered") == "1", Lost: lost, OtherSessions: len(sessions) > 1}
 	s.render(w, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
 	return nil
 }
@@ -325,9 +378,44 @@ func AuthenticatorName(aaguid []byte) string {
 	return ""
 }
 
-func defaultPasskeyName(aaguid []byte, existing int) string {
-	if name := AuthenticatorName(aaguid); name != "" {
+// defaultPasskeyName names a new passkey after its provider (from the AAGUID) and the device it
+// was made on (from the User-Agent): "iCloud Keychain (Safari on iPhone)", "Chrome on Linux" when
+// the provider is unknown. A name the user already has gets a number, so that two passkeys made
+// the same way stay apart in the list. The person can change it on the page right away.
+func defaultPasskeyName(aaguid []byte, userAgent string, existing []store.Credential) string {
+	device := DeviceSummary(userAgent)
+	name := AuthenticatorName(aaguid)
+	switch {
+	case name != "" && device != "Unknown device" && device != "Unknown browser":
+		name += " (" + device + ")"
+	case name == "" && device != "Unknown device" && device != "Unknown browser":
+		name = device
+	case name == "":
+		name = "Passkey"
+	}
+	if r := []rune(name); len(r) > maxPasskeyName-4 {
+		name = string(r[:maxPasskeyName-5]) + "…"
+	}
+	taken := make(map[string]bool, len(existing))
+	for _, c := range existing {
+		taken[c.Name] = true
+	}
+	if !taken[name] {
 		return name
 	}
-	return fmt.Sprintf("Passkey %d", existing+1)
+	for n := 2; ; n++ {
+		if c := fmt.Sprintf("%s %d", name, n); !taken[c] {
+			return c
+		}
+	}
+}
+
+// localHost reports whether a host name only ever means the machine it is used on.
+func localHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -326,6 +326,9 @@ type apiError struct {
 	msg    string
 	cause  error
 	stepUp bool // the action needs a fresh passkey verification (stepup.go)
+	// unknownCredential marks a login with a credential ID the store does not hold, so that the
+	// page can signal it to the password manager (ceremony.go errUnknownCredential).
+	unknownCredential bool
 }
 
 func (e *apiError) Error() string {
@@ -373,6 +376,10 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 		}
 		if ae.stepUp {
 			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "step_up": true})
+			return
+		}
+		if ae.unknownCredential {
+			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "unknown_credential": true})
 			return
 		}
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})

@@ -36,6 +36,7 @@ type tab struct {
 	t    *testing.T
 	ctx  context.Context
 	dir  string // screenshots of this tab
+	dark bool   // emulates prefers-color-scheme: dark
 	mu   sync.Mutex
 	errs []string // uncaught page exceptions
 }
@@ -92,7 +93,7 @@ func newTab(t *testing.T, opts tabOptions) *tab {
 				msg += " " + ev.ExceptionDetails.Exception.Description
 			}
 			tb.mu.Lock()
-			tb.errs = append(tb.errs, msg)
+			tb.errs = append(tb.errs, "uncaught exception in the page: "+msg)
 			tb.mu.Unlock()
 		}
 	}()
@@ -100,10 +101,27 @@ func newTab(t *testing.T, opts tabOptions) *tab {
 		tb.mu.Lock()
 		defer tb.mu.Unlock()
 		for _, e := range tb.errs {
-			t.Errorf("uncaught exception in the page: %s", e)
+			t.Error(e)
 		}
 	})
-	scripts := []string{clsScript, traceGetsScript}
+	if _, err := chromedp.Call(ctx, runtime.AddBinding, runtime.AddBindingParams{Name: "__lkNativeDialog"}); err != nil {
+		t.Fatalf("adding the dialog recorder: %v", err)
+	}
+	calls := chromedp.Events(ctx, runtime.BindingCalled)
+	go func() {
+		for ev, err := range calls {
+			if err != nil {
+				return
+			}
+			if ev.Name != "__lkNativeDialog" {
+				continue
+			}
+			tb.mu.Lock()
+			tb.errs = append(tb.errs, "the page called window."+ev.Payload+" (use the in-page dialog)")
+			tb.mu.Unlock()
+		}
+	}()
+	scripts := []string{clsScript, traceGetsScript, nativeDialogScript}
 	if opts.noJSONHelpers {
 		scripts = append(scripts, noJSONHelpersScript)
 	}
@@ -115,13 +133,8 @@ func newTab(t *testing.T, opts tabOptions) *tab {
 	if opts.phone {
 		tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	}
-	if opts.dark {
-		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
-		}); err != nil {
-			t.Fatalf("emulating dark mode: %v", err)
-		}
-	}
+	tb.dark = opts.dark
+	tb.emulateMedia("")
 	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{EnableUI: new(false)}); err != nil {
 		t.Fatalf("WebAuthn.enable: %v", err)
 	}
@@ -299,6 +312,16 @@ func (tb *tab) waitConditionalSettled() {
 	tb.waitFor("the conditional request to settle", `(window.__lkGets || []).some(g => g.mediation === "conditional" && g.state !== "pending")`)
 }
 
+// nativeDialogScript replaces window.prompt, confirm and alert in every document of every tab
+// with a recorder that reports each call to the test (through the __lkNativeDialog binding), which
+// then fails: the pages use in-page dialogs only (issue 20).
+const nativeDialogScript = `for (const name of ["prompt", "confirm", "alert"]) {
+  window[name] = function () {
+    try { window.__lkNativeDialog(name + ": " + String(arguments[0] || "")); } catch (e) {}
+    return name === "confirm" ? false : null;
+  };
+}`
+
 // status is the text of the page's #status line ("" when there is none).
 func (tb *tab) status() string {
 	ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
@@ -307,12 +330,22 @@ func (tb *tab) status() string {
 	return s
 }
 
-// waitStatus waits until #status shows a message of the given kind (error or ok) and returns it.
+// waitStatus waits until a status line (#status, or the one next to an action) shows a message
+// of the given kind (error or ok) and returns it.
 func (tb *tab) waitStatus(kind string) string {
 	tb.t.Helper()
-	tb.waitFor("a status message ("+kind+")", `(() => { const s = document.getElementById("status");
-		return s && s.classList.contains("`+kind+`") && s.textContent.trim() !== ""; })()`)
-	return tb.status()
+	sel := `[...document.querySelectorAll(".status.` + kind + `")].filter(s => s.textContent.trim() !== "" && s.checkVisibility())`
+	tb.waitFor("a status message ("+kind+")", sel+`.length > 0`)
+	return eval[string](tb, sel+`.map(s => s.textContent.trim()).join(" | ")`)
+}
+
+// statusIn returns the message of the status line inside the element with this id.
+func (tb *tab) statusIn(id string) string {
+	tb.t.Helper()
+	b, _ := json.Marshal(id)
+	return strings.TrimSpace(eval[string](tb, fmt.Sprintf(`(() => { const e = document.getElementById(%s);
+		const s = e && (e.matches(".status") ? e : e.querySelector(":scope > .status"));
+		return s ? s.textContent : ""; })()`, b)))
 }
 
 // text returns the trimmed text content of the element with this id.
@@ -368,10 +401,48 @@ func (tb *tab) checkNoLayoutShift(where string) {
 	}
 }
 
-// answerDialogs makes window.prompt and window.confirm answer without a person: prompt
-// returns answer, confirm returns true. It lasts until the next navigation.
+// emulateMedia sets the emulated media type ("" for the screen, "print") and keeps the tab's
+// colour scheme.
+func (tb *tab) emulateMedia(media string) {
+	tb.t.Helper()
+	p := emulation.SetEmulatedMediaParams{Media: media}
+	if tb.dark {
+		p.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}
+	}
+	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, p); err != nil {
+		tb.t.Fatalf("emulating media %q (dark %v): %v", media, tb.dark, err)
+	}
+}
+
+// answerDialogs answers the page's in-page dialogs (dialog.js) as a person would: when one
+// opens, it types answer into its field, if it has one, and presses the confirming button. It
+// lasts until the next navigation. The pages never use window.prompt or confirm (see
+// nativeDialogScript).
 func (tb *tab) answerDialogs(answer string) {
 	tb.t.Helper()
 	b, _ := json.Marshal(answer)
-	eval[bool](tb, fmt.Sprintf(`(() => { window.prompt = () => %s; window.confirm = () => true; return true; })()`, b))
+	eval[bool](tb, fmt.Sprintf(`(() => {
+		const answer = %s;
+		const respond = () => {
+			const d = document.getElementById("lk-dialog");
+			if (!d || !d.open || d.dataset.answered) return;
+			d.dataset.answered = "1";
+			const input = document.getElementById("lk-dialog-input");
+			if (!input.hidden) input.value = answer;
+			document.getElementById("lk-dialog-ok").click();
+		};
+		new MutationObserver(() => {
+			const d = document.getElementById("lk-dialog");
+			if (d && !d.open) delete d.dataset.answered;
+			respond();
+		}).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["open"] });
+		return true;
+	})()`, b))
+}
+
+// dialogOpen waits for the page's in-page dialog to open and returns its title.
+func (tb *tab) dialogOpen() string {
+	tb.t.Helper()
+	tb.waitFor("the in-page dialog", `(document.getElementById("lk-dialog") || {}).open === true`)
+	return tb.text("lk-dialog-title")
 }

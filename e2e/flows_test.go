@@ -220,14 +220,14 @@ func TestAccountPasskeys(t *testing.T) {
 
 	tb.answerDialogs("Work laptop")
 	tb.do(chromedp.Click(chromedp.CSS(row + ` [data-action=rename]`)))
-	tb.waitStatus("ok")
+	tb.waitFor("the rename done", statusHas("Renamed to “Work laptop”."))
 	tb.do(chromedp.Reload())
 	tb.waitFor("the renamed passkey", `(document.querySelector('`+row+` .passkey-name') || {}).textContent === "Work laptop"`)
 	tb.shot("account-renamed")
 
 	tb.answerDialogs("")
 	tb.do(chromedp.Click(chromedp.CSS(row + ` [data-action=remove]`)))
-	tb.waitStatus("ok")
+	tb.waitFor("the removal done", statusHas("“Work laptop” removed."))
 	tb.do(chromedp.Reload())
 	tb.waitFor("one passkey", `document.querySelectorAll("#passkeys li").length === 1`)
 	if eval[bool](tb, `!!document.querySelector('`+row+`')`) {

@@ -244,7 +244,12 @@ func TestSignCounterRegression(t *testing.T) {
 	}
 }
 
-// TestUnknownRemovedDisabled is PUB-24: four different reasons, one indistinguishable answer.
+// TestUnknownRemovedDisabled is PUB-24 as revised in CASES.md "Login answers" (LOGIN-01): a
+// credential ID the store does not hold (never registered, or removed) gets its own answer,
+// identical for both, so that the page can tell the password manager to drop the passkey; a
+// passkey the store holds but that may not sign in (disabled user, a user handle of nobody, a bad
+// signature) gets the one generic answer. Neither answer says anything about a user, and the
+// audit row says the unknown case in words, not in the library's error text.
 func TestUnknownRemovedDisabled(t *testing.T) {
 	env := newEnv(t)
 	alice := enrol(t, env, "alice")
@@ -264,21 +269,56 @@ func TestUnknownRemovedDisabled(t *testing.T) {
 	ghost.Key = alice.pk.Key
 	ghost.Counter = 1000
 	ghost.UserHandle = lktest.RandomKey(16)
+	forged := lktest.NewPasskey() // alice's credential ID and handle, signed with another key
+	forged.ID = alice.pk.ID
+	forged.UserHandle = alice.pk.UserHandle
+	forged.Counter = 1000
 
-	var answers []string
+	answers := map[string]string{}
 	for _, c := range []struct {
 		name string
 		pk   *lktest.Passkey
-	}{{"unknown credential", unknown}, {"removed passkey", removed.pk}, {"disabled user", disabled.pk}, {"user handle of nobody", ghost}} {
+	}{{"unknown credential", unknown}, {"removed passkey", removed.pk}, {"disabled user", disabled.pk},
+		{"user handle of nobody", ghost}, {"bad signature", forged}} {
 		t.Run(c.name, func(t *testing.T) {
 			r := reject(t, env, http.StatusBadRequest, loginAttempt(env, func(o lktest.Options) []byte { return c.pk.Assert(o, origin, lktest.Ceremony{}) }))
-			answers = append(answers, string(r.Body))
+			answers[c.name] = string(r.Body)
 		})
 	}
-	for _, a := range answers[1:] {
-		if a != answers[0] {
-			t.Errorf("answers differ, an oracle: %q vs %q", answers[0], a)
+	same := func(group ...string) {
+		for _, n := range group[1:] {
+			if answers[n] != answers[group[0]] {
+				t.Errorf("%s and %s answer differently, an oracle: %q vs %q", group[0], n, answers[group[0]], answers[n])
+			}
 		}
+	}
+	same("unknown credential", "removed passkey")
+	same("disabled user", "user handle of nobody", "bad signature")
+
+	var unknownAns struct {
+		Error             string `json:"error"`
+		UnknownCredential bool   `json:"unknown_credential"`
+	}
+	if err := json.Unmarshal([]byte(answers["unknown credential"]), &unknownAns); err != nil || !unknownAns.UnknownCredential ||
+		!strings.Contains(unknownAns.Error, "was removed from your account, or was never registered here") {
+		t.Errorf("unknown credential answer %q, want unknown_credential and the removed-passkey words", answers["unknown credential"])
+	}
+	if strings.Contains(answers["disabled user"], "unknown_credential") || answers["disabled user"] == answers["unknown credential"] {
+		t.Errorf("a known passkey of a disabled user is answered as unknown: %q", answers["disabled user"])
+	}
+	for name, a := range answers {
+		for _, word := range []string{"alice", "removed\"", "disabled", "handle", "signature", "user "} {
+			if strings.Contains(strings.ToLower(a), word) {
+				t.Errorf("%s: the answer %q says %q about a user", name, a, word)
+			}
+		}
+	}
+	// The audit rows: two unknown-passkey rows in words, tied to no user; no raw library text.
+	if n := env.Count("audit", "event = 'login_failed' AND detail = 'passkey not registered (removed or unknown)' AND user_id = ''"); n != 2 {
+		t.Errorf("%d login_failed rows saying the passkey is not registered, want 2 (unknown and removed)", n)
+	}
+	if n := env.Count("audit", "event = 'login_failed' AND detail LIKE '%unable to find%'"); n != 0 {
+		t.Errorf("%d login_failed rows carry the library's raw error text", n)
 	}
 }
 

@@ -215,7 +215,8 @@ type AuditFilter struct {
 	UserID string
 	Event  string
 	Since  time.Time
-	Limit  int // default 100
+	Until  time.Time // exclusive; zero: no end
+	Limit  int       // default 100
 	Offset int
 }
 
@@ -230,6 +231,10 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]Event, error)
 	if f.Event != "" {
 		query += " AND event = ?"
 		args = append(args, f.Event)
+	}
+	if !f.Until.IsZero() {
+		query += " AND at < ?"
+		args = append(args, ms(f.Until))
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100

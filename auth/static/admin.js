@@ -1,17 +1,16 @@
 // Latchkey admin console: user actions as same-origin JSON requests (the CSRF guard refuses
 // anything else), enrolment links and their QR code shown once. No inline script: the CSP
 // forbids it. An answer with step_up means the admin's passkey check is too old: it is renewed
-// in place and the action retried.
+// in place and the action retried. Lists update in place, and each message appears next to the
+// action that caused it.
 "use strict";
 (function () {
   const page = document.getElementById("page");
   if (!page || !/^admin/.test(page.dataset.page || "")) return;
-  const statusEl = document.getElementById("status");
-  function say(text, kind) {
-    if (!statusEl) return;
-    statusEl.textContent = text;
-    statusEl.className = "status" + (kind ? " " + kind : "");
-  }
+  const lk = window.latchkey || {};
+  const say = lk.say || (() => {});
+  const ask = lk.ask || (async () => false);
+  const refresh = lk.refresh || (async () => window.location.reload());
   async function call(method, path, body) {
     const opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
     if (body !== undefined) {
@@ -35,14 +34,17 @@
   }
   // An admin's passkey check older than five minutes is renewed in place (latchkey.js), then the
   // action runs again.
-  const withStepUp = (window.latchkey && window.latchkey.withStepUp) || (fn => fn());
-  async function act(fn, okText) {
+  const withStepUp = lk.withStepUp || (fn => fn());
+  const explain = lk.explain || (e => e.message);
+  async function act(near, fn, okText) {
+    // Where the outcome goes is decided now: the button may be replaced by the refresh.
+    const where = lk.statusFor ? lk.statusFor(near) : near;
     try {
-      const res = await withStepUp(fn);
-      if (okText) say(okText, "ok");
+      const res = await withStepUp(fn, where);
+      if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", where);
       return res;
     } catch (e) {
-      say(e.message, "error");
+      say(explain(e), "error", where);
     }
   }
   function showEnrolment(name, res) {
@@ -52,56 +54,103 @@
     a.textContent = res.link;
     a.href = res.link;
     document.getElementById("enrolment-qr").src = res.qr;
-    document.getElementById("enrolment-copy").onclick = () => navigator.clipboard &&
-      navigator.clipboard.writeText(res.link).then(() => say("Link copied.", "ok"));
+    const copy = document.getElementById("enrolment-copy");
+    copy.onclick = () => navigator.clipboard &&
+      navigator.clipboard.writeText(res.link).then(() => say("Link copied.", "ok", copy));
     document.getElementById("enrolment").hidden = false;
   }
 
+  // --- users page: add a user in a dialog, the list updates in place ---
+  const dialog = document.getElementById("user-add-dialog");
   const addForm = document.getElementById("user-add");
-  if (addForm) {
+  if (dialog && addForm) {
+    const opener = document.getElementById("user-add-open");
+    const reset = () => {
+      addForm.reset();
+      addForm.hidden = false;
+      document.getElementById("enrolment").hidden = true;
+      say("", "", addForm);
+    };
+    opener.addEventListener("click", () => {
+      reset();
+      dialog.showModal();
+      document.getElementById("user-name").focus();
+    });
+    // Escape and the buttons close it; focus goes back to the button that opened it.
+    dialog.addEventListener("close", () => { opener.focus(); });
+    document.getElementById("user-add-cancel").addEventListener("click", () => dialog.close());
+    document.getElementById("enrolment-done").addEventListener("click", () => dialog.close());
     addForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const name = document.getElementById("user-name").value.trim();
-      act(async () => {
+      act(addForm, async () => {
         const res = await call("POST", "/.latchkey/api/admin/users", {
           name: name,
           display_name: document.getElementById("user-display").value.trim(),
           email: document.getElementById("user-email").value.trim(),
           groups: document.getElementById("user-groups").value.split(",").map(g => g.trim()).filter(Boolean),
         });
-        showEnrolment(name, res);
         addForm.reset();
-      }, "User " + name + " added.");
+        addForm.hidden = true;
+        showEnrolment(name, res);
+        say("User " + name + " added.", "ok", document.getElementById("enrolment-copy"));
+        await refresh(["users"]);
+        say("User " + name + " added. Their enrolment link is shown once, in the dialog.", "ok", opener);
+        document.getElementById("enrolment-done").focus();
+        return res;
+      });
     });
   }
 
   const userID = page.dataset.user;
   if (!userID) return;
   const base = "/.latchkey/api/admin/users/" + encodeURIComponent(userID);
-  const on = (id, fn) => { const el = document.getElementById(id); if (el) el.addEventListener("click", fn); };
-  on("user-invite", () => act(async () => showEnrolment(page.dataset.name, await call("POST", base + "/invite", {})), "New enrolment link made; earlier links no longer work."));
-  on("user-disable", () => {
-    if (!window.confirm("Disable " + page.dataset.name + "? Their sessions end at once.")) return;
-    act(async () => { await call("POST", base + "/disable", {}); window.location.reload(); });
-  });
-  on("user-enable", () => act(async () => { await call("POST", base + "/enable", {}); window.location.reload(); }));
-  on("user-remove", () => {
-    if (!window.confirm("Remove " + page.dataset.name + " with their passkeys and sessions? This cannot be undone.")) return;
-    act(async () => { const res = await call("DELETE", base); window.location.assign(res.redirect || "/.latchkey/admin"); });
-  });
-  on("sessions-revoke-all", () => act(async () => {
-    const tokens = document.getElementById("revoke-tokens");
-    const res = await call("POST", base + "/sessions/revoke", { all: true, tokens: !tokens || tokens.checked });
-    document.querySelectorAll("#sessions li[data-id]").forEach(li => li.remove());
-    say(res.message || "Signed out everywhere.", "ok");
-  }));
-  document.querySelectorAll("[data-admin-action]").forEach(b => b.addEventListener("click", () => {
+  const on = (id, fn) => { const el = document.getElementById(id); if (el) el.addEventListener("click", () => fn(el)); };
+  const name = page.dataset.name;
+  // Parts of the user page that an action changes, re-rendered by the server in place.
+  const parts = ["user-lead", "user-actions", "passkeys", "sessions", "sessions-all", "tokens"];
+  async function rebind() { await refresh(parts); bindActions(); }
+
+  function bindActions() {
+    on("user-invite", b => act(b, async () => showEnrolment(name, await call("POST", base + "/invite", {})), "New enrolment link made; earlier links no longer work."));
+    on("user-disable", async b => {
+      if (!await ask({ title: "Disable " + name + "?", text: "Their sessions, API tokens and unused links end at once. Enabling them later brings none of it back.",
+        ok: "Disable " + name, danger: true })) return;
+      act(b, async () => { const res = await call("POST", base + "/disable", {}); await rebind(); return res; },
+        res => res.message || (name + " is disabled."));
+    });
+    on("user-enable", b => act(b, async () => { await call("POST", base + "/enable", {}); await rebind(); }, name + " is enabled: their passkeys work again."));
+    on("user-remove", async b => {
+      if (!await ask({ title: "Remove " + name + "?", text: "Their passkeys, sessions and API tokens are deleted. This cannot be undone; the audit log keeps their events.",
+        ok: "Remove " + name, danger: true })) return;
+      act(b, async () => { const res = await call("DELETE", base); window.location.assign(res.redirect || "/.latchkey/admin"); });
+    });
+    on("sessions-revoke-all", async b => {
+      if (!await ask({ title: "Sign " + name + " out everywhere?", text: "Every session of theirs ends at once.", ok: "Sign out everywhere", danger: true })) return;
+      act(b, async () => {
+        const tokens = document.getElementById("revoke-tokens");
+        const res = await call("POST", base + "/sessions/revoke", { all: true, tokens: !tokens || tokens.checked });
+        await rebind();
+        return res;
+      }, res => res.message || "Signed out everywhere.");
+    });
+  }
+  bindActions();
+
+  page.addEventListener("click", async ev => {
+    const b = ev.target.closest("[data-admin-action]");
+    if (!b) return;
     const li = b.closest("li");
+    const section = b.closest("section");
     if (b.dataset.adminAction === "passkey-remove") {
-      if (!window.confirm("Remove this passkey? Sessions made with it end.")) return;
-      act(async () => { await call("POST", base + "/passkeys/remove", { id: li.dataset.id }); li.remove(); }, "Passkey removed.");
+      const pk = (li.querySelector(".passkey-name") || {}).textContent || "this passkey";
+      const last = document.querySelectorAll("#passkeys li[data-id]").length === 1;
+      if (!await ask({ title: "Remove “" + pk + "”?", text: "Sessions made with it end at once." +
+        (last ? " It is " + name + "'s only passkey: they will need a recovery code or a new enrolment link to sign in." : ""),
+        ok: "Remove passkey", danger: true })) return;
+      act(section, async () => { await call("POST", base + "/passkeys/remove", { id: li.dataset.id }); await rebind(); }, "Passkey “" + pk + "” removed.");
     } else if (b.dataset.adminAction === "session-revoke") {
-      act(async () => { await call("POST", base + "/sessions/revoke", { id: li.dataset.id }); li.remove(); }, "Session ended.");
+      act(section, async () => { await call("POST", base + "/sessions/revoke", { id: li.dataset.id }); await rebind(); }, "Session ended.");
     }
-  }));
+  });
 })();

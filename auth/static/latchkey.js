@@ -31,14 +31,83 @@
     } catch (e) { /* not a URL: nothing to say */ }
   }
 
+  // Dates: the server writes <time datetime="ISO">exact UTC</time>; shown here in the reader's
+  // time zone and words ("2 minutes ago", "in 30 days"), with the exact local time on hover.
+  const rtf = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+  const dtf = window.Intl ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }) : null;
+  function relative(d) {
+    const s = (d.getTime() - Date.now()) / 1000, a = Math.abs(s);
+    if (a < 45) return s <= 0 ? "just now" : "in a few seconds";
+    const units = [["minute", 60, 3600], ["hour", 3600, 86400], ["day", 86400, 30 * 86400], ["month", 30 * 86400, 365 * 86400], ["year", 365 * 86400, Infinity]];
+    for (const [unit, size, below] of units) if (a < below) return rtf.format(Math.round(s / size), unit);
+    return "";
+  }
+  function formatTimes(root) {
+    if (!rtf || !dtf) return;
+    (root || document).querySelectorAll("time[datetime]").forEach(el => {
+      const d = new Date(el.dateTime);
+      if (isNaN(d.getTime())) return;
+      el.title = dtf.format(d);
+      el.textContent = relative(d);
+    });
+  }
+  formatTimes(document);
+
   const page = document.getElementById("page");
   if (!page) return;
   const statusEl = document.getElementById("status");
 
-  function say(text, kind) {
-    if (!statusEl) return;
-    statusEl.textContent = text;
-    statusEl.className = "status" + (kind ? " " + kind : "");
+  // statusFor finds where a message about an action belongs: the status line of the section
+  // holding the element that caused it (next to the button), else the page's.
+  function statusFor(near) {
+    let sec = near && near.closest ? near.closest("section, form") : null;
+    while (sec) {
+      const m = sec.querySelector(":scope > .status");
+      if (m) return m;
+      sec = sec.parentElement ? sec.parentElement.closest("section, form") : null;
+    }
+    return statusEl;
+  }
+  // say shows a message next to near (an element of the action), or in the page's status line.
+  function say(text, kind, near) {
+    const el = statusFor(near);
+    if (!el) return;
+    el.textContent = text;
+    el.className = "status" + (kind ? " " + kind : "");
+  }
+
+  // refresh replaces the elements with these ids by their new server rendering: lists update in
+  // place after an action, from the same template as on a full load.
+  async function refresh(ids) {
+    const res = await fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+    if (!res.ok) return;
+    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    for (const id of ids) {
+      const now = document.getElementById(id), next = doc.getElementById(id);
+      if (now && next) { now.replaceWith(next); formatTimes(next); }
+      else if (now && !next) now.remove();
+    }
+  }
+
+  const ask = (window.latchkeyDialog && window.latchkeyDialog.ask) || (async () => false);
+
+  // WebAuthn Signal API, where the browser has it: tell the password manager which passkeys the
+  // server still accepts (it drops the others) and the user's current names. Failures are not
+  // the person's business: the sign-in or removal already happened.
+  async function signal(sig) {
+    if (!sig || !window.PublicKeyCredential) return;
+    const jobs = [];
+    if (typeof PublicKeyCredential.signalAllAcceptedCredentials === "function") {
+      jobs.push(PublicKeyCredential.signalAllAcceptedCredentials({ rpId: sig.rp_id, userId: sig.user_id, allAcceptedCredentialIds: sig.credential_ids || [] }));
+    }
+    if (typeof PublicKeyCredential.signalCurrentUserDetails === "function") {
+      jobs.push(PublicKeyCredential.signalCurrentUserDetails({ rpId: sig.rp_id, userId: sig.user_id, name: sig.name, displayName: sig.display_name }));
+    }
+    try { await Promise.allSettled(jobs); } catch (e) { /* nothing to do */ }
+  }
+  async function signalUnknown(rpId, credentialId) {
+    if (!window.PublicKeyCredential || typeof PublicKeyCredential.signalUnknownCredential !== "function" || !rpId || !credentialId) return;
+    try { await PublicKeyCredential.signalUnknownCredential({ rpId: rpId, credentialId: credentialId }); } catch (e) { /* nothing to do */ }
   }
 
   // --- base64url helpers for browsers without the JSON helpers ---
@@ -107,6 +176,7 @@
       const err = new Error(data.error || ("Request failed (" + res.status + ")"));
       err.status = res.status;
       err.stepUp = data.step_up === true;
+      err.unknownCredential = data.unknown_credential === true;
       throw err;
     }
     return data;
@@ -121,17 +191,18 @@
     const opts = await api("/.latchkey/api/login/begin", { step_up: true });
     const cred = await navigator.credentials.get({ publicKey: requestOptions(opts.publicKey) });
     if (!cred) throw Object.assign(new Error("No passkey was used."), { name: "NotAllowedError" });
-    await api("/.latchkey/api/login/finish", credentialJSON(cred));
+    const res = await api("/.latchkey/api/login/finish", credentialJSON(cred));
+    await signal(res.signal);
   }
-  async function withStepUp(fn) {
+  async function withStepUp(fn, near) {
     try {
       return await fn();
     } catch (e) {
       if (!e.stepUp) throw e;
     }
-    say("Confirm it's you with your passkey…");
+    say("Confirm it's you with your passkey…", "", near);
     await stepUp();
-    say("Confirmed.", "ok");
+    say("Confirmed.", "ok", near);
     try {
       return await fn();
     } catch (e) {
@@ -141,7 +212,8 @@
     }
   }
   // Other page scripts (tokens, admin) use the same helpers; they load after this one.
-  window.latchkey = { api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say };
+  window.latchkey = { api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
+    refresh: refresh, formatTimes: formatTimes, signal: signal, statusFor: statusFor };
 
   // Turns an exception into words a person can act on: WebAuthn errors by name, server
   // answers by their message (the server's words are meant for people), never a stack trace.
@@ -175,8 +247,42 @@
     codes.forEach(c => { const li = document.createElement("li"); li.textContent = c; list.appendChild(li); });
     box.hidden = false;
     const copy = document.getElementById("copy-codes");
-    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(codes.join("\n")).then(() => say("Codes copied.", "ok"));
+    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(codes.join("\n")).then(() => say("Codes copied.", "ok", copy));
+    // Download: a text file made here (a Blob URL), never sent anywhere.
+    const dl = document.getElementById("download-codes");
+    if (dl) {
+      const who = page.dataset.user || (document.querySelector(".lead strong") || {}).textContent || "";
+      const text = "Latchkey recovery codes" + (who ? " for " + who : "") + " at " + location.host + "\n" +
+        "Made " + new Date().toString() + "\n" +
+        "Each code works once, with or without the dashes. Use one at " + location.origin + "/.latchkey/recover\n\n" +
+        codes.map((c, i) => (i + 1 < 10 ? " " : "") + (i + 1) + ". " + c).join("\n") + "\n";
+      if (dl.dataset.url) URL.revokeObjectURL(dl.dataset.url);
+      dl.dataset.url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+      dl.href = dl.dataset.url;
+    }
+    const print = document.getElementById("print-codes");
+    if (print) print.onclick = () => window.print(); // the print stylesheet shows only the codes
     return true;
+  }
+
+  // nameNew shows the new passkey's name in an editable field, to rename it right there.
+  function nameNew(passkey, onSaved) {
+    const form = document.getElementById("new-passkey");
+    const input = document.getElementById("new-passkey-name");
+    if (!form || !input || !passkey) return;
+    input.value = passkey.name || "";
+    form.hidden = false;
+    form.onsubmit = async ev => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (!name) { say("A passkey needs a name.", "error", form); return; }
+      try {
+        const res = await api("/.latchkey/api/passkeys/rename", { id: passkey.id, name: name });
+        passkey.name = res.name;
+        say("Saved: this passkey is called “" + res.name + "”.", "ok", form);
+        if (onSaved) onSaved(res.name);
+      } catch (e) { say(explain(e), "error", form); }
+    };
   }
 
   async function register(token) {
@@ -217,10 +323,15 @@
       try {
         const res = await api("/.latchkey/api/login/finish" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), credentialJSON(cred));
         say("Signed in. Taking you there…", "ok");
+        await signal(res.signal);
         window.location.assign(res.redirect);
       } catch (e) {
         button.disabled = false;
-        if (e.status) e.message += (/[.!?]$/.test(e.message) ? "" : ".") + " Try again, or use another passkey.";
+        if (e.unknownCredential) {
+          // The server does not know this passkey (removed from the account): the password
+          // manager may drop it, so that it is not offered again.
+          await signalUnknown(opts.publicKey && opts.publicKey.rpId, cred.id);
+        } else if (e.status) e.message += (/[.!?]$/.test(e.message) ? "" : ".") + " Try again, or use another passkey.";
         throw e;
       }
     }
@@ -275,7 +386,14 @@
         const res = await register(page.dataset.token || "");
         button.hidden = true;
         say("Your passkey is ready.", "ok");
-        if (!showCodes(res.recovery_codes)) window.location.assign(res.redirect || "/.latchkey/account");
+        await signal(res.signal);
+        nameNew(res.passkey);
+        const cont = document.getElementById("continue");
+        if (cont) {
+          cont.href = res.redirect || "/.latchkey/account";
+          if (!showCodes(res.recovery_codes)) cont.textContent = "Continue to your account";
+          cont.hidden = false;
+        } else if (!showCodes(res.recovery_codes)) window.location.assign(res.redirect || "/.latchkey/account");
       } catch (e) {
         say(explain(e), "error");
         button.disabled = false;
@@ -326,65 +444,141 @@
 
   // --- account page ---
   if (page.dataset.page === "account") {
-    const act = async (fn, okText) => {
-      try { const res = await withStepUp(fn); if (okText) say(okText, "ok"); return res; } catch (e) { say(explain(e), "error"); }
+    // act runs an action (renewing the passkey check in place when asked) and shows its outcome
+    // next to the element that started it.
+    const act = async (near, fn, okText) => {
+      // Where the outcome goes is decided now: the button may be replaced by the list refresh.
+      const where = statusFor(near);
+      try {
+        const res = await withStepUp(fn, where);
+        if (okText) say(typeof okText === "function" ? okText(res) : okText, "ok", where);
+        return res;
+      } catch (e) { say(explain(e), "error", where); }
     };
-    document.getElementById("passkey-add").addEventListener("click", () => act(async () => {
-      say("Follow your browser's prompt…");
-      await register("");
-      window.location.reload();
-    }));
-    document.getElementById("codes-regenerate").addEventListener("click", () => {
-      if (!window.confirm("Make new recovery codes? The old ones stop working.")) return;
-      act(async () => {
+    const addButton = document.getElementById("passkey-add");
+    addButton.addEventListener("click", () => act(addButton, async () => {
+      say("Follow your browser's prompt…", "", addButton);
+      const res = await register("");
+      await signal(res.signal);
+      await refresh(["passkeys", "last-passkey-hint"]);
+      nameNew(res.passkey, () => refresh(["passkeys"]));
+      const input = document.getElementById("new-passkey-name");
+      if (input) { input.focus(); input.select(); }
+      return res;
+    }, "Passkey added. Give it a name you will recognise, or keep this one."));
+
+    const regen = document.getElementById("codes-regenerate");
+    regen.addEventListener("click", async () => {
+      if (!await ask({ title: "Make new recovery codes?", text: "Your current recovery codes stop working at once. Store the new ones before you leave this page.",
+        ok: "Make new codes" })) return;
+      act(regen, async () => {
         const res = await api("/.latchkey/api/recovery-codes", {});
         showCodes(res.recovery_codes);
         const left = document.getElementById("codes-left");
         if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
+        const list = document.getElementById("passkeys");
+        if (list) list.dataset.codes = String(res.recovery_codes.length);
+        await refresh(["last-passkey-hint"]);
       }, "New recovery codes made. Store them now.");
     });
+
     const emailForm = document.getElementById("email-change");
     if (emailForm) emailForm.addEventListener("submit", ev => {
       ev.preventDefault();
       const input = document.getElementById("email-input");
-      act(async () => {
+      act(emailForm, async () => {
         const res = await api("/.latchkey/api/account/email", { email: input.value.trim() });
         input.value = res.email;
         const shown = document.getElementById("account-email");
         if (shown) shown.textContent = res.email || "none";
       }, input.value.trim() ? "E-mail address saved." : "E-mail address removed.");
     });
-    document.getElementById("revoke-all").addEventListener("click", () => act(async () => {
-      const tokens = document.getElementById("revoke-tokens");
-      const res = await api("/.latchkey/api/sessions/revoke-all", { tokens: !tokens || tokens.checked });
-      // This browser is signed out too. The page stays to say what ended, with the way back in.
-      page.querySelectorAll("section, #logout").forEach(el => { el.hidden = true; });
-      const again = document.getElementById("sign-in-again");
-      if (again) { again.href = res.redirect || "/.latchkey/login"; again.hidden = false; }
-      say((res.message || "Signed out everywhere.") + " This browser is signed out as well.", "ok");
-    }));
-    document.getElementById("logout").addEventListener("click", () => act(async () => {
+
+    const revokeAll = document.getElementById("revoke-all");
+    revokeAll.addEventListener("click", async () => {
+      if (!await ask({ title: "Sign out everywhere?", text: "Every session of yours ends, this browser's too. You sign in again with a passkey.",
+        ok: "Sign out everywhere", danger: true })) return;
+      act(revokeAll, async () => {
+        const tokens = document.getElementById("revoke-tokens");
+        const res = await api("/.latchkey/api/sessions/revoke-all", { tokens: !tokens || tokens.checked });
+        // This browser is signed out too. The page stays to say what ended, with the way back in.
+        page.querySelectorAll("section, #logout").forEach(el => { el.hidden = true; });
+        const again = document.getElementById("sign-in-again");
+        if (again) { again.href = res.redirect || "/.latchkey/login"; again.hidden = false; }
+        say((res.message || "Signed out everywhere.") + " This browser is signed out as well.", "ok");
+      });
+    });
+    document.getElementById("logout").addEventListener("click", () => act(null, async () => {
       const res = await api("/.latchkey/logout", {});
       window.location.assign(res.redirect || "/.latchkey/login");
     }));
-    document.querySelectorAll("[data-action]").forEach(b => b.addEventListener("click", () => {
+
+    // removeText says what removing a passkey means, plainly, before it happens.
+    function removeText(li) {
+      const list = document.getElementById("passkeys");
+      const count = list ? list.querySelectorAll("li[data-id]").length : 0;
+      const codes = list ? Number(list.dataset.codes || 0) : 0;
+      if (count <= 1) {
+        return codes > 0
+          ? "This is your only passkey. Without it you will sign in with a recovery code (" + codes + " left) until you add a passkey."
+          : "This is your only passkey and you have no unused recovery code: removing it is refused. Add another passkey or make new recovery codes first.";
+      }
+      if (li.dataset.current === "1") return "It will no longer sign you in, and this browser, which signed in with it, is signed out.";
+      return "It will no longer sign you in, and the sessions made with it end.";
+    }
+
+    async function removePasskey(li, near) {
+      const name = (li.querySelector(".passkey-name, strong") || {}).textContent || "this passkey";
+      if (!await ask({ title: "Remove “" + name + "”?", text: removeText(li), ok: "Remove passkey", danger: true })) return;
+      await act(near, async () => {
+        const res = await api("/.latchkey/api/passkeys/remove", { id: li.dataset.id });
+        await signal(res.signal); // the password manager drops it too
+        // Removing the passkey this browser signed in with ends its session: go where the server says.
+        if (res.redirect) { window.location.assign(res.redirect); return res; }
+        if (li.closest("#lost-passkeys")) li.remove();
+        await refresh(["passkeys", "last-passkey-hint", "sessions"]);
+        return res;
+      }, "Passkey “" + name + "” removed.");
+    }
+
+    const endOthers = document.getElementById("end-other-sessions");
+    if (endOthers) endOthers.addEventListener("click", async () => {
+      if (!await ask({ title: "Sign out all other sessions?", text: "Every browser signed in as you, except this one, is signed out at once.",
+        ok: "Sign them out", danger: true })) return;
+      act(endOthers, async () => {
+        const others = [...document.querySelectorAll("#sessions li[data-id]:not([data-current])")];
+        for (const li of others) await api("/.latchkey/api/sessions/revoke", { id: li.dataset.id });
+        await refresh(["sessions"]);
+        endOthers.hidden = true;
+        return others.length;
+      }, n => n === 1 ? "Signed out 1 other session." : "Signed out " + n + " other sessions.");
+    });
+
+    // One listener for every row, also for rows that replaced the first ones (refresh).
+    page.addEventListener("click", async ev => {
+      const b = ev.target.closest("[data-action]");
+      if (!b) return;
       const li = b.closest("li");
       const id = li && li.dataset.id;
       if (b.dataset.action === "rename") {
-        const current = li.querySelector(".passkey-name").textContent;
-        const name = window.prompt("New name for this passkey", current);
+        const nameEl = li.querySelector(".passkey-name");
+        const name = await ask({ title: "Rename passkey", field: { label: "Name", value: nameEl.textContent, maxLength: 64 }, ok: "Save name" });
         if (!name) return;
-        act(async () => { await api("/.latchkey/api/passkeys/rename", { id: id, name: name }); li.querySelector(".passkey-name").textContent = name; }, "Passkey renamed.");
-      } else if (b.dataset.action === "remove") {
-        if (!window.confirm("Remove this passkey? It will no longer sign you in.")) return;
-        act(async () => {
-          const res = await api("/.latchkey/api/passkeys/remove", { id: id });
-          // Removing the passkey this browser signed in with ends its session: go where the server says.
-          if (res.redirect) window.location.assign(res.redirect); else li.remove();
-        }, "Passkey removed.");
+        act(b, async () => {
+          const res = await api("/.latchkey/api/passkeys/rename", { id: id, name: name });
+          await refresh(["passkeys"]);
+          return res;
+        }, res => "Renamed to “" + res.name + "”.");
+      } else if (b.dataset.action === "remove" || b.dataset.action === "remove-lost") {
+        removePasskey(li, b);
       } else if (b.dataset.action === "revoke") {
-        act(async () => { const res = await api("/.latchkey/api/sessions/revoke", { id: id }); if (res.redirect) window.location.assign(res.redirect); else li.remove(); }, "Session ended.");
+        const current = li.dataset.current === "1";
+        if (current && !await ask({ title: "Sign out this browser?", text: "This session ends; you sign in again with a passkey.", ok: "Sign out", danger: true })) return;
+        act(b, async () => {
+          const res = await api("/.latchkey/api/sessions/revoke", { id: id });
+          if (res.redirect) window.location.assign(res.redirect); else await refresh(["sessions"]);
+        }, "Session ended.");
       }
-    }));
+    });
   }
 })();

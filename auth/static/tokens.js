@@ -4,11 +4,10 @@
 (function () {
   const page = document.getElementById("page");
   if (!page || page.dataset.page !== "tokens") return;
-  const statusEl = document.getElementById("status");
-  function say(text, kind) {
-    statusEl.textContent = text;
-    statusEl.className = "status" + (kind ? " " + kind : "");
-  }
+  const lk = window.latchkey || {};
+  const say = lk.say || (() => {});
+  const ask = lk.ask || (async () => false);
+  const refresh = lk.refresh || (async () => {});
   async function call(method, path, body) {
     const opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
     if (body !== undefined) {
@@ -28,36 +27,43 @@
   }
   // A new token needs a passkey check from the last five minutes: latchkey.js runs it in place
   // and the request is made again (latchkey.js loads first; without it, the error is shown).
-  const withStepUp = (window.latchkey && window.latchkey.withStepUp) || (fn => fn());
-  const explain = (window.latchkey && window.latchkey.explain) || (e => e.message);
+  const withStepUp = lk.withStepUp || (fn => fn());
+  const explain = lk.explain || (e => e.message);
 
-  document.getElementById("token-form").addEventListener("submit", async (ev) => {
+  const form = document.getElementById("token-form");
+  form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const name = document.getElementById("token-name").value.trim();
     const hosts = document.getElementById("token-hosts").value.split(/[\s,]+/).filter(Boolean);
     const expires = document.getElementById("token-expiry").value;
     try {
-      const res = await withStepUp(() => call("POST", "/.latchkey/api/tokens", { name: name, hosts: hosts, expires_in: expires }));
+      const res = await withStepUp(() => call("POST", "/.latchkey/api/tokens", { name: name, hosts: hosts, expires_in: expires }), form);
       document.getElementById("token-value").textContent = res.token;
       document.getElementById("token-new").hidden = false;
-      document.getElementById("token-copy").onclick = () => navigator.clipboard &&
-        navigator.clipboard.writeText(res.token).then(() => say("Token copied.", "ok"));
-      say("Token created. Copy it now: it is not shown again.", "ok");
+      const copy = document.getElementById("token-copy");
+      copy.onclick = () => navigator.clipboard &&
+        navigator.clipboard.writeText(res.token).then(() => say("Token copied.", "ok", copy));
+      form.reset();
+      await refresh(["tokens"]);
+      say("Token “" + name + "” created. Copy it now: it is not shown again.", "ok", form);
     } catch (e) {
-      say(explain(e), "error");
+      say(explain(e), "error", form);
     }
   });
 
-  document.querySelectorAll("[data-token-action=revoke]").forEach(b => b.addEventListener("click", async () => {
+  // One listener for every row, also for rows the list refresh put in.
+  page.addEventListener("click", async ev => {
+    const b = ev.target.closest("[data-token-action=revoke]");
+    if (!b) return;
     const li = b.closest("li");
-    if (!window.confirm("Revoke this token? Scripts using it stop working at once.")) return;
+    const tokenName = (li.querySelector("strong") || {}).textContent || "this token";
+    if (!await ask({ title: "Revoke “" + tokenName + "”?", text: "Scripts using it stop working at once.", ok: "Revoke token", danger: true })) return;
     try {
       await call("DELETE", "/.latchkey/api/tokens/" + encodeURIComponent(li.dataset.id));
-      li.dataset.status = "revoked";
-      b.remove();
-      say("Token revoked.", "ok");
+      await refresh(["tokens"]);
+      say("Token “" + tokenName + "” revoked.", "ok", document.getElementById("tokens"));
     } catch (e) {
-      say(e.message, "error");
+      say(explain(e), "error", document.getElementById("tokens"));
     }
-  }));
+  });
 })();

@@ -204,13 +204,18 @@ func newPasskeyCommand() *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED\tLAST USED")
+				// The same ID (base64url, whole) and name as the admin console's user page.
+				fmt.Fprintln(tw, "ID\tNAME\tPROVIDER\tKIND\tCREATED\tLAST USED")
 				for _, c := range creds {
 					kind := "device-bound"
 					if c.BackupEligible {
 						kind = "synced"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", base64.RawURLEncoding.EncodeToString(c.ID), clean(c.Name), kind,
+					provider := auth.AuthenticatorName(c.AAGUID)
+					if provider == "" {
+						provider = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", base64.RawURLEncoding.EncodeToString(c.ID), clean(c.Name), provider, kind,
 						fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt))
 				}
 				return tw.Flush()
