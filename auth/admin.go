@@ -62,11 +62,11 @@ func (s *Service) adminPage(w http.ResponseWriter, r *http.Request) (Identity, b
 	}
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
-		q := url.Values{"rd": {baseURL(s.opts.PublicURL) + r.URL.RequestURI()}}
+		q := url.Values{"rd": {s.domainOf(r).base() + r.URL.RequestURI()}}
 		if errors.Is(err, errStepUp) {
 			q.Set("stepup", "1")
 		}
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login?"+q.Encode(), http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login?"+q.Encode(), http.StatusFound)
 		return id, false, nil
 	}
 	return id, false, err
@@ -96,7 +96,7 @@ func (s *Service) adminUsersPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		rows = append(rows, adminUser{User: u, Passkeys: len(creds), Admin: inGroup(u.Groups, s.opts.AdminGroup)})
 	}
-	s.render(w, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
 		Users      []adminUser
 		AdminGroup string
 	}{rows, s.opts.AdminGroup}})
@@ -128,7 +128,7 @@ func (s *Service) adminUserPage(w http.ResponseWriter, r *http.Request) error {
 		keys = append(keys, passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
 			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID)})
 	}
-	s.render(w, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
 		Target   store.User
 		Self     bool
 		Passkeys []passkeyView
@@ -204,7 +204,7 @@ func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
 	if more {
 		d.NextURL = link(page + 1)
 	}
-	s.render(w, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
 	return nil
 }
 

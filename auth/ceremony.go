@@ -361,7 +361,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes, "redirect": s.accountURL()})
+	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes, "redirect": s.accountURL(r)})
 	return nil
 }
 
@@ -504,7 +504,7 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.Ceremony(kindLogin, "ok")
 	s.audit(ctx, r, owner.ID, "login", "credential "+credRef(stored.ID))
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.safeRedirect(r.URL.Query().Get("rd"))})
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.safeRedirect(r, r.URL.Query().Get("rd"))})
 	return nil
 }
 
@@ -543,24 +543,31 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 		s.Refresh(r.Context())
 		s.audit(r.Context(), r, id.User.ID, "logout", "")
 	}
-	s.clearSessionCookie(w)
-	redirect := s.opts.PublicURL.String() + "/.latchkey/login"
+	s.clearSessionCookie(w, r)
+	redirect := s.loginURL(r)
 	if rd := r.URL.Query().Get("rd"); rd != "" {
-		redirect = s.safeRedirect(rd)
+		redirect = s.safeRedirect(r, rd)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 	return nil
 }
 
-func (s *Service) accountURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/account" }
+// accountURL is the account page on the portal of the request's domain.
+func (s *Service) accountURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/account" }
 
 func baseURL(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
-func (s *Service) safeRedirect(rd string) string {
+func (s *Service) safeRedirect(r *http.Request, rd string) string {
 	if s.opts.SafeRedirect == nil || rd == "" {
-		return s.accountURL()
+		return s.accountURL(r)
 	}
-	return s.opts.SafeRedirect(rd)
+	v := s.opts.SafeRedirect(rd)
+	if v == baseURL(s.opts.PublicURL)+"/.latchkey/account" {
+		// The policy's fallback (or the primary portal's account page): stay on the portal of the
+		// domain the browser is on, whose cookie it holds (issue 23).
+		return s.accountURL(r)
+	}
+	return v
 }
 
 type newSessionParams struct {

@@ -21,6 +21,11 @@ type Options struct {
 
 	CookieName   string
 	CookieDomain string
+	// Domains are the cookie domains with their portals (issue 23); the first one's portal is
+	// PublicURL. Empty means one domain: CookieDomain with PublicURL. With more than one, the
+	// WebAuthn origins always include every portal, and the RP ID's portal serves
+	// /.well-known/webauthn listing the others (Related Origin Requests).
+	Domains []Domain
 	Lifetime     time.Duration // absolute session lifetime
 	Inactivity   time.Duration // idle limit; slides on allowed checks only
 	HashKey      []byte        // HMAC key for cookies (>= 32 bytes)

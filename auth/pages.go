@@ -52,6 +52,9 @@ func SecurityHeaders(h http.Header) {
 type pageData struct {
 	Title   string
 	Public  string // the portal's base URL
+	// RPID and RPHome are set with several domains (issue 23): the page script explains a
+	// browser's refusal of a related origin with them.
+	RPID, RPHome string
 	User    *User
 	Message string
 	Data    any
@@ -132,16 +135,16 @@ func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, 
 // ErrorPageTitled is ErrorPage with a title chosen by the caller; "" means ErrorTitle(status).
 func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	id, _ := s.Authenticate(r)
-	s.errorPage(w, status, title, msg, id)
+	s.errorPage(w, r, status, title, msg, id)
 }
 
 // ErrorPageAs is ErrorPage for a request whose identity the caller already knows (the reverse
 // proxy's error handler sees the outgoing request, which no longer carries the session cookie).
 func (s *Service) ErrorPageAs(w http.ResponseWriter, id Identity, status int, msg string) {
-	s.errorPage(w, status, "", msg, id)
+	s.errorPage(w, nil, status, "", msg, id)
 }
 
-func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string, id Identity) {
+func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string, id Identity) {
 	SecurityHeaders(w.Header())
 	if title == "" {
 		title = ErrorTitle(status)
@@ -150,11 +153,14 @@ func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string
 	if id.User != nil && id.SessionID != "" && !id.Restricted() {
 		d.User = id.User // offer the account page rather than a sign-in link
 	}
-	s.render(w, status, "error", d)
+	s.render(w, r, status, "error", d)
 }
 
-func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {
-	d.Public = baseURL(s.opts.PublicURL)
+func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	d.Public = s.domainOf(r).base()
+	if len(s.domains) > 1 {
+		d.RPID, d.RPHome = s.opts.RPID, s.rpHome()
+	}
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("rendering page failed", "page", name, "err", err)
@@ -176,8 +182,8 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	if rd := q.Get("rd"); rd != "" {
 		// Only a validated target is ever put into the page (as an escaped attribute), and only
 		// its host is named: the person sees which application is asking.
-		d.RD = s.safeRedirect(rd)
-		if u, err := url.Parse(d.RD); err == nil && d.RD != s.accountURL() && !strings.EqualFold(u.Host, s.opts.PublicURL.Host) {
+		d.RD = s.safeRedirect(r, rd)
+		if u, err := url.Parse(d.RD); err == nil && d.RD != s.accountURL(r) && !strings.EqualFold(u.Host, s.domainOf(r).PublicURL.Host) {
 			d.App = u.Host
 		}
 	}
@@ -189,7 +195,7 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	if d.App != "" && !d.StepUp {
 		title = "Sign in to " + d.App
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: title, User: u, Data: d})
+	s.render(w, r, http.StatusOK, "login", pageData{Title: title, User: u, Data: d})
 	return nil
 }
 
@@ -198,14 +204,14 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login", http.StatusFound)
 		return nil
 	}
 	d := struct{ RD string }{}
 	if rd := r.URL.Query().Get("rd"); rd != "" {
-		d.RD = s.safeRedirect(rd)
+		d.RD = s.safeRedirect(r, rd)
 	}
-	s.render(w, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
 	return nil
 }
 
@@ -234,7 +240,7 @@ func (s *Service) enrolPage(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		return withTitle("Enrolment link needed", fail(http.StatusForbidden, "This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey.", nil))
 	}
-	s.render(w, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
+	s.render(w, r, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
 	return nil
 }
 
@@ -251,11 +257,11 @@ type passkeyView struct {
 func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login?rd="+url.QueryEscape(s.accountURL()), http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login?rd="+url.QueryEscape(s.accountURL(r)), http.StatusFound)
 		return nil
 	}
 	if id.Restricted() {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/enroll", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/enroll", http.StatusFound)
 		return nil
 	}
 	ctx := r.Context()
@@ -291,7 +297,7 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		RecoveryEmail bool
 	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused,
 		Admin: inGroup(id.User.Groups, s.opts.AdminGroup), RecoveryEmail: s.opts.Mailer != nil}
-	s.render(w, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
 	return nil
 }
 
@@ -300,7 +306,7 @@ func (s *Service) recoverPage(w http.ResponseWriter, r *http.Request) error {
 		return s.magicLinkPage(w, r) // recovery.go
 	}
 	d := struct{ Email bool }{Email: s.opts.Mailer != nil}
-	s.render(w, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})
+	s.render(w, r, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})
 	return nil
 }
 

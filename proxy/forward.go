@@ -55,7 +55,8 @@ func (d Decision) Allowed() bool { return d.outcome == allow }
 // against the rule's requirements. It reads no database on the common path.
 func (h *Handler) decide(r *http.Request, t *target) Decision {
 	rule := h.opts.Rules.Match(&Request{Method: t.method, Scheme: t.scheme, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
-	id, signedIn := h.auth.Authenticate(r)
+	// The cookie is judged with the domain of the host the browser sent it to (issue 23).
+	id, signedIn := h.auth.AuthenticateHost(r, t.host)
 	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host, t.scheme) {
 		// A token is valid only for its hosts; elsewhere it is as good as none.
 		id, signedIn = auth.Identity{}, false
@@ -436,13 +437,18 @@ func writeUnavailable(h *Handler, w http.ResponseWriter, r *http.Request, t *tar
 	w.Write([]byte(`{"error":"session check unavailable: the gateway cannot reach its database; retry shortly"}` + "\n"))
 }
 
-// loginLocation is the login page's address with the original URL as rd.
+// loginLocation is the login page's address with the original URL as rd: the login page of the
+// portal of the target host's domain, whose cookie the browser must get (issue 23).
 func (h *Handler) loginLocation(t *target, stepUp bool) string {
 	q := url.Values{"rd": {t.originalURL()}}
 	if stepUp {
 		q.Set("stepup", "1")
 	}
-	return h.loginURL + "?" + q.Encode()
+	login := h.loginURL
+	if h.severalDomains {
+		login = h.auth.PortalFor(t.host) + "/.latchkey/login"
+	}
+	return login + "?" + q.Encode()
 }
 
 func forbidMessage(d Decision) string {

@@ -142,6 +142,7 @@ type app struct {
 }
 
 func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
+	cfg.normalize()
 	log := newLogger(cfg.Log, logOut)
 	public, _ := url.Parse(cfg.Server.PublicURL)
 	public.Path = ""
@@ -175,7 +176,13 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 		routes = append(routes, proxy.Route{Host: h, Upstream: u})
 		hosts = append(hosts, h)
 	}
+	domains := authDomains(cfg, public)
 	redirects := proxy.RedirectPolicy{Portal: public, Hosts: hosts, CookieDomain: strings.TrimPrefix(cfg.Session.CookieDomain, ".")}
+	for _, d := range domains[1:] {
+		// rd may target any configured domain (issue 23).
+		redirects.Portals = append(redirects.Portals, d.PublicURL)
+		redirects.CookieDomains = append(redirects.CookieDomains, d.Name)
+	}
 	m := newMetrics()
 	mailer, err := newMailer(cfg.SMTP)
 	if err != nil {
@@ -184,7 +191,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	origins := cfg.WebAuthn.Origins
 	svc, err := auth.New(ctx, st, auth.Options{
 		PublicURL: public, RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName, Origins: origins,
-		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
+		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain, Domains: domains,
 		Lifetime: cfg.Session.Lifetime, Inactivity: cfg.Session.Inactivity, HashKey: hashKey, BlockKey: blockKey,
 		SafeRedirect: func(raw string) string { s, _ := redirects.Safe(raw); return s },
 		ClientAddr: func(r *http.Request) string {
