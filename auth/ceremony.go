@@ -553,7 +553,9 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 // accountURL is the account page on the portal of the request's domain.
-func (s *Service) accountURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/account" }
+func (s *Service) accountURL(r *http.Request) string {
+	return s.domainOf(r).base() + "/.latchkey/account"
+}
 
 func baseURL(u *url.URL) string { return u.Scheme + "://" + u.Host }
 

@@ -50,14 +50,14 @@ func SecurityHeaders(h http.Header) {
 
 // pageData is what every template gets.
 type pageData struct {
-	Title   string
-	Public  string // the portal's base URL
+	Title  string
+	Public string // the portal's base URL
 	// RPID and RPHome are set with several domains (issue 23): the page script explains a
 	// browser's refusal of a related origin with them.
 	RPID, RPHome string
-	User    *User
-	Message string
-	Data    any
+	User         *User
+	Message      string
+	Data         any
 }
 
 // page adapts a page handler: security headers, and errors rendered as a short HTML page.

@@ -44,7 +44,7 @@ type Service struct {
 	log       *slog.Logger
 	wa        *webauthn.WebAuthn
 	domains   []*domain // cookie domains; each has its own session cookie codec (issue 23)
-	ceremony  *codec // ceremony cookie (other name, so neither decodes as the other)
+	ceremony  *codec    // ceremony cookie (other name, so neither decodes as the other)
 	view      *session.View
 	mail      sync.WaitGroup // recovery e-mails in flight; Run waits for them
 	pages     *template.Template
@@ -136,11 +136,11 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("auth: static files: %w", err)
 	}
 	s := &Service{
-		opts:     opts,
-		store:    st,
-		log:      opts.Logger,
-		wa:       wa,
-		domains:  newDomains(opts),
+		opts:    opts,
+		store:   st,
+		log:     opts.Logger,
+		wa:      wa,
+		domains: newDomains(opts),
 		// The ceremony codec derives its own keys so that even a mistake in naming could not make
 		// one cookie pass for the other.
 		ceremony: newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
@@ -447,7 +447,6 @@ func (s *Service) originAllowed(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	return err == nil && s.domainForHost(u.Host) == s.domainOf(r)
 }
-
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
