@@ -51,10 +51,13 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Config is what an Env is built from; zero values give a working local setup.
 type Config struct {
-	PublicURL       string // default http://localhost:PORT of the test server
-	RPID            string
-	Origins         []string
-	CookieDomain    string
+	PublicURL    string // default http://localhost:PORT of the test server
+	RPID         string
+	Origins      []string
+	CookieDomain string
+	// Domains are further cookie domains with their portals (issue 23); the first domain is
+	// CookieDomain with PublicURL.
+	Domains         []DomainConfig
 	DefaultPolicy   string
 	Rules           []proxy.RuleConfig
 	Routes          map[string]string // host → upstream URL
@@ -70,6 +73,9 @@ type Config struct {
 	// runs once the auth service exists and before the server starts.
 	Wrap func(e *Env, next http.Handler) http.Handler
 }
+
+// DomainConfig is one more cookie domain and its portal.
+type DomainConfig struct{ Domain, PublicURL string }
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
 type Env struct {
@@ -169,10 +175,23 @@ func New(t testing.TB, cfg Config) *Env {
 		hosts = append(hosts, ch)
 	}
 	redirects := proxy.RedirectPolicy{Portal: e.Public, Hosts: hosts, CookieDomain: cfg.CookieDomain}
+	var domains []auth.Domain
+	if len(cfg.Domains) > 0 {
+		domains = append(domains, auth.Domain{Name: cfg.CookieDomain, PublicURL: e.Public})
+		for _, d := range cfg.Domains {
+			u, err := url.Parse(d.PublicURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			domains = append(domains, auth.Domain{Name: d.Domain, PublicURL: u})
+			redirects.Portals = append(redirects.Portals, u)
+			redirects.CookieDomains = append(redirects.CookieDomains, d.Domain)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	svc, err := auth.New(ctx, st, auth.Options{
 		PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain,
-		Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
+		Domains: domains, Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
 		SafeRedirect: func(raw string) string { s, _ := redirects.Safe(raw); return s },
 		ClientAddr: func(r *http.Request) string {
 			if a, ok := trusted.ClientAddr(r); ok {
