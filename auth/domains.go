@@ -185,3 +185,35 @@ func (s *Service) WellKnownWebAuthn(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, map[string][]string{"origins": s.RelatedOrigins()})
 }
+
+// continueLink is one "Continue to example.org" button of the account page.
+type continueLink struct{ Domain, Portal string }
+
+// passkeyDomains names the domains a passkey of the RP ID works on: directly (the portal is
+// inside the RP ID) and through Related Origin Requests. Every passkey has the one RP ID.
+func (s *Service) passkeyDomains() (works, related []string) {
+	if len(s.domains) < 2 {
+		return nil, nil
+	}
+	rp := strings.ToLower(s.opts.RPID)
+	for _, d := range s.domains {
+		if covers(rp, d.portal) {
+			works = append(works, d.label())
+		} else {
+			related = append(related, d.label())
+		}
+	}
+	return works, related
+}
+
+// domainLabels maps the domain a session records to how pages name it; nil with one domain.
+func (s *Service) domainLabels() map[string]string {
+	if len(s.domains) < 2 {
+		return nil
+	}
+	m := make(map[string]string, len(s.domains))
+	for _, d := range s.domains {
+		m[d.key] = d.label()
+	}
+	return m
+}

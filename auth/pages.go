@@ -252,6 +252,9 @@ type passkeyView struct {
 	LastUsed      time.Time
 	Synced        bool
 	Authenticator string
+	// Works and Related name the domains the passkey works on (issue 23): directly (inside the
+	// RP ID), and through Related Origin Requests (browsers that support them).
+	Works, Related []string
 }
 
 func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
@@ -284,9 +287,15 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var keys []passkeyView
+	works, related := s.passkeyDomains()
 	for _, c := range creds {
 		keys = append(keys, passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
-			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID)})
+			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID),
+			Works: works, Related: related})
+	}
+	var others []continueLink
+	for _, o := range s.otherDomains(r) {
+		others = append(others, continueLink{Domain: o.label(), Portal: o.base()})
 	}
 	d := struct {
 		Passkeys      []passkeyView
@@ -295,7 +304,9 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		UnusedCodes   int
 		Admin         bool
 		RecoveryEmail bool
-	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused,
+		Others        []continueLink
+		Domains       map[string]string // session domain key → label
+	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused, Others: others, Domains: s.domainLabels(),
 		Admin: inGroup(id.User.Groups, s.opts.AdminGroup), RecoveryEmail: s.opts.Mailer != nil}
 	s.render(w, r, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
 	return nil

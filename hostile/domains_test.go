@@ -195,6 +195,13 @@ func continueToken(t testing.TB, c *lktest.Client, body map[string]any) string {
 func TestDomainsContinue(t *testing.T) {
 	env := newDomainsEnv(t)
 	alice := enrol(t, env, "alice")
+	// The account page offers the step and says where the passkey works (issue 23).
+	acct := alice.browser.Get("/.latchkey/account")
+	for _, want := range []string{`data-continue="example.org"`, "Works on example.com; on example.org in browsers that support related origins"} {
+		if !strings.Contains(string(acct.Body), want) {
+			t.Errorf("account page lacks %q", want)
+		}
+	}
 	token := continueToken(t, alice.browser, map[string]any{"domain": "example.org", "rd": "https://wiki.example.org/"})
 	if n := env.Count("ceremonies", "data LIKE ? OR id LIKE ?", "%"+token+"%", "%"+token+"%"); n != 0 {
 		t.Errorf("the continue token is stored in plaintext")
@@ -227,6 +234,10 @@ func TestDomainsContinue(t *testing.T) {
 	}
 	if orgRow.ID == "" || !orgRow.VerifiedAt.Equal(com.VerifiedAt) || !bytes.Equal(orgRow.CredentialID, com.CredentialID) || orgRow.ExpiresAt.After(com.ExpiresAt) {
 		t.Errorf("continued session %+v, want the verification time, passkey and at most the lifetime of %+v", orgRow, com)
+	}
+	acct = b.Do(http.MethodGet, orgHost, "/.latchkey/account", nil, nil)
+	if !strings.Contains(string(acct.Body), `data-continue="example.com"`) || !strings.Contains(string(acct.Body), "example.org · signed in") {
+		t.Errorf("org account page: no continue to example.com or no session domains:\n%s", acct.Body)
 	}
 	// Signing out everywhere on one domain ends both.
 	if r := alice.browser.PostJSON("/.latchkey/api/sessions/revoke-all", map[string]any{}); r.StatusCode != http.StatusOK {
