@@ -186,8 +186,9 @@ func (s *Service) WellKnownWebAuthn(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]string{"origins": s.RelatedOrigins()})
 }
 
-// continueLink is one "Continue to example.org" button of the account page.
-type continueLink struct{ Domain, Portal string }
+// continueLink is one "Continue to example.org" button of the account page; ID is its element
+// id ("continue-example-org").
+type continueLink struct{ Domain, Portal, ID string }
 
 // passkeyDomains names the domains a passkey of the RP ID works on: directly (the portal is
 // inside the RP ID) and through Related Origin Requests. Every passkey has the one RP ID.

@@ -295,7 +295,7 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	var others []continueLink
 	for _, o := range s.otherDomains(r) {
-		others = append(others, continueLink{Domain: o.label(), Portal: o.base()})
+		others = append(others, continueLink{Domain: o.label(), Portal: o.base(), ID: "continue-" + strings.ReplaceAll(o.label(), ".", "-")})
 	}
 	d := struct {
 		Passkeys      []passkeyView
