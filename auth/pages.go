@@ -55,6 +55,7 @@ type pageData struct {
 	// RPID and RPHome are set with several domains (issue 23): the page script explains a
 	// browser's refusal of a related origin with them.
 	RPID, RPHome string
+	Domain       string // the label of the request's domain, with several domains
 	User         *User
 	Message      string
 	Data         any
@@ -159,7 +160,7 @@ func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
 	d.Public = s.domainOf(r).base()
 	if len(s.domains) > 1 {
-		d.RPID, d.RPHome = s.opts.RPID, s.rpHome()
+		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), s.domainOf(r).label()
 	}
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {

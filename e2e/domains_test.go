@@ -11,6 +11,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,14 +27,15 @@ import (
 // domainsSetup is the several-domains flow's listener, prepared before the browser starts.
 type domainsSetup struct {
 	port      int
+	apexPort  int    // example.net itself: a web server that is not Latchkey (the broken setup)
 	cert, key string // PEM files
 	spki      string // base64 SHA-256 of the certificate's public key, for Chromium's flag
 }
 
 func (d domainsSetup) resolverRules() string {
 	to := "127.0.0.1:" + strconv.Itoa(d.port)
-	var rules []string
-	for _, h := range []string{"*.example.net", "example.net", "*.example.org", "example.org"} {
+	rules := []string{"MAP example.net 127.0.0.1:" + strconv.Itoa(d.apexPort)}
+	for _, h := range []string{"*.example.net", "*.example.org", "example.org"} {
 		rules = append(rules, "MAP "+h+" "+to)
 	}
 	return strings.Join(rules, ", ")
@@ -47,6 +50,9 @@ func prepareDomains(dir string) (domainsSetup, error) {
 		return d, err
 	}
 	d.port = port
+	if d.apexPort, err = freePort(); err != nil {
+		return d, err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return d, err
@@ -189,5 +195,47 @@ routes:
 	fresh.waitURL("https://app.example.org/")
 	if u := fresh.text("remote-user"); u != "admin" {
 		t.Errorf("app.example.org after continuing sees Remote-User %q", u)
+	}
+}
+
+// TestSeveralDomainsBrokenWellKnown is the broken setup the README and doctor warn about: the
+// RP ID is example.net, whose web server (not Latchkey) does not serve /.well-known/webauthn.
+// Real Chromium then refuses the example.net passkey on auth.example.org, and the login page
+// says what to do instead: sign in on example.net's portal and continue.
+func TestSeveralDomainsBrokenWellKnown(t *testing.T) {
+	needBrowser(t)
+	d := suite.domains
+	apex := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(d.apexPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go apex.ServeTLS(ln, d.cert, d.key)
+	t.Cleanup(func() { apex.Close() })
+	yaml := fmt.Sprintf(`server:
+  tls: {cert_file: %q, key_file: %q}
+webauthn:
+  rp_id: example.net
+session:
+  cookies:
+    - {domain: example.net, public_url: "https://auth.example.net"}
+    - {domain: example.org, public_url: "https://auth.example.org"}
+`, d.cert, d.key)
+	srv := startServer(t, serverConfig{port: d.port, public: "https://auth.example.net", yaml: yaml})
+	tb := newTab(t, tabOptions{})
+	enrol(t, tb, srv)
+	tb.navigate("https://auth.example.org/.latchkey/login")
+	tb.waitConditionalSettled()
+	tb.click("passkey-login")
+	msg := tb.waitStatus("error")
+	for _, want := range []string{"cannot use your example.net passkey on auth.example.org", "https://example.net/.well-known/webauthn",
+		"Sign in at https://auth.example.net", "Continue to example.org"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal message %q lacks %q", msg, want)
+		}
+	}
+	tb.shot("related-origin-refused")
+	if g := tb.gets(); len(g) == 0 || !strings.HasPrefix(g[len(g)-1].State, "rejected:SecurityError") {
+		t.Errorf("Chromium's answer to the related-origin request: %+v, want a SecurityError", g)
 	}
 }

@@ -156,10 +156,11 @@
         // Related Origin Requests; a browser without them refuses it here.
         const rp = document.body && document.body.dataset.rpid;
         const home = document.body && document.body.dataset.rphome;
+        const here = (document.body && document.body.dataset.domain) || location.hostname;
         if (rp && location.hostname !== rp && !location.hostname.endsWith("." + rp)) {
-          return "This browser cannot use your " + rp + " passkey on " + location.hostname +
-            " (it does not support related origins, or cannot reach " + rp + "/.well-known/webauthn). " +
-            "Sign in at " + (home || rp) + " instead and choose “Continue to " + location.hostname + "” on your account page.";
+          return "This browser cannot use your " + rp + " passkey on " + location.hostname + ": it does not support " +
+            "related origins, or https://" + rp + "/.well-known/webauthn does not list this site. Sign in at " +
+            (home || "https://" + rp) + " instead, then choose “Continue to " + here + "” on your account page.";
         }
         return "Passkeys need a secure connection (https) on the right address.";
       }
