@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -100,4 +104,89 @@ func authDomains(cfg Config, public *url.URL) []auth.Domain {
 		out = append(out, auth.Domain{Name: cleanDomain(cc.Domain), PublicURL: u})
 	}
 	return out
+}
+
+// checkWellKnown probes https://RP_ID/.well-known/webauthn with several domains: browsers fetch
+// it before they let a portal outside the RP ID use a passkey of the RP ID (Related Origin
+// Requests), and it is served by whatever answers on the RP ID's host, which is Latchkey only
+// when the proxy routes that path to it.
+func (d *doctor) checkWellKnown(ctx context.Context) {
+	if len(d.cfg.Session.Cookies) < 2 || d.public == nil {
+		return
+	}
+	rp := strings.ToLower(d.cfg.WebAuthn.RPID)
+	if rp == "" {
+		rp = strings.ToLower(d.public.Hostname())
+	}
+	var need []string
+	for _, cc := range d.cfg.Session.Cookies {
+		u, err := url.Parse(cc.PublicURL)
+		if err != nil || u.Host == "" || domainCovers(rp, strings.ToLower(u.Hostname())) {
+			continue
+		}
+		need = append(need, u.Scheme+"://"+u.Host)
+	}
+	if len(need) == 0 {
+		d.add(sevOK, "every portal is inside webauthn.rp_id %q: passkeys need no related origins", rp)
+		return
+	}
+	where := "https://" + rp + "/.well-known/webauthn"
+	fix := "browsers then refuse the passkey on " + strings.Join(need, ", ") + " (people can still sign in on the RP ID's portal and use \"Continue to\"). " +
+		"Route /.well-known/webauthn on " + rp + " to Latchkey (README: Several domains)."
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		d.add(sevError, "%s: %v", where, err)
+		return
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		d.add(sevError, "%s is not reachable (%v): %s", where, err, fix)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		d.add(sevError, "%s answers %d, not Latchkey's list of related origins: %s", where, resp.StatusCode, fix)
+		return
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		d.add(sevError, "%s answers with Content-Type %q; browsers need application/json: %s", where, ct, fix)
+		return
+	}
+	var body struct {
+		Origins []string `json:"origins"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
+		d.add(sevError, "%s is not the JSON of related origins (%v): %s", where, err, fix)
+		return
+	}
+	var missing []string
+	for _, o := range need {
+		found := false
+		for _, got := range body.Origins {
+			if got == o {
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, o)
+		}
+	}
+	if len(missing) > 0 {
+		d.add(sevError, "%s does not list %s (it lists %v): %s", where, strings.Join(missing, ", "), body.Origins, fix)
+		return
+	}
+	d.add(sevOK, "%s lists %s: one passkey works on every portal in browsers with related origins", where, strings.Join(need, ", "))
+}
+
+// otherDomain finds the session.cookies item after the first whose domain covers a host name.
+func (d *doctor) otherDomain(name string) (CookieConfig, bool) {
+	if len(d.cfg.Session.Cookies) < 2 {
+		return CookieConfig{}, false
+	}
+	for _, cc := range d.cfg.Session.Cookies[1:] {
+		if dn := cleanDomain(cc.Domain); dn != "" && domainCovers(dn, strings.ToLower(name)) {
+			return cc, true
+		}
+	}
+	return CookieConfig{}, false
 }
