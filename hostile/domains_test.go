@@ -319,6 +319,14 @@ func TestDomainsContinueAttacks(t *testing.T) {
 		reject(t, env, http.StatusUnauthorized, func() *lktest.Response {
 			return browser(env).PostJSON("/.latchkey/api/domains/continue", map[string]any{"domain": "example.org"})
 		})
+		// A recovery session may only enrol a passkey: it cannot be carried to another domain.
+		rb := browser(env)
+		if r := rb.PostJSON("/.latchkey/api/recover", map[string]string{"user": "carol", "code": m.codes[0]}); r.StatusCode != http.StatusOK {
+			t.Fatalf("recovery code: %d %s", r.StatusCode, r.Body)
+		}
+		reject(t, env, http.StatusForbidden, func() *lktest.Response {
+			return rb.PostJSON("/.latchkey/api/domains/continue", map[string]any{"domain": "example.org"})
+		})
 	})
 }
 
