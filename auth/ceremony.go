@@ -94,9 +94,8 @@ func (s *Service) loadWAUser(ctx context.Context, u store.User) (*waUser, []stor
 	return wu, creds, nil
 }
 
-// beginCeremony stores the state server-side and binds it to this browser with a short-lived,
-// signed cookie holding only a random ceremony ID.
-func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind string, st ceremonyState) error {
+// ceremonyRoom keeps the ceremony table (WebAuthn ceremonies and continue tokens) bounded.
+func (s *Service) ceremonyRoom(ctx context.Context) error {
 	n, err := s.store.CountCeremonies(ctx)
 	if err != nil {
 		return err
@@ -120,6 +119,15 @@ func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// beginCeremony stores the state server-side and binds it to this browser with a short-lived,
+// signed cookie holding only a random ceremony ID.
+func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind string, st ceremonyState) error {
+	if err := s.ceremonyRoom(ctx); err != nil {
+		return err
 	}
 	id, err := newSessionID()
 	if err != nil {

@@ -92,6 +92,9 @@ func (s *Service) continueBegin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.ceremonyRoom(r.Context()); err != nil {
+		return err
+	}
 	if err := s.store.PutCeremony(r.Context(), store.Ceremony{ID: continueID(token), Kind: kindContinue, Data: data,
 		ExpiresAt: s.now().Add(ContinueTTL)}); err != nil {
 		return err
@@ -167,6 +170,11 @@ func (s *Service) continueFinish(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, map[string]string{"redirect": s.continueTarget(r, st.RD)})
 			return nil
 		}
+		// This user's recovery session here is replaced by the full one: end it.
+		if err := s.store.RevokeSession(ctx, "", cur.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("auth: end the replaced session: %w", err)
+		}
+		s.Refresh(ctx)
 	}
 	row, err := s.store.Session(ctx, st.SessionID)
 	if err != nil {
