@@ -139,8 +139,8 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, still := s.Authenticate(r); !still {
 		// This browser signed in with the passkey just removed: its session is over as well.
-		s.clearSessionCookie(w)
-		out["redirect"] = s.loginURL()
+		s.clearSessionCookie(w, r)
+		out["redirect"] = s.loginURL(r)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -228,8 +228,8 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	s.Refresh(ctx)
 	out := map[string]string{}
 	if current {
-		s.clearSessionCookie(w)
-		out["redirect"] = s.loginURL()
+		s.clearSessionCookie(w, r)
+		out["redirect"] = s.loginURL(r)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -263,13 +263,13 @@ func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	s.Refresh(ctx)
-	s.clearSessionCookie(w)
+	s.clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": rv.Sessions, "tokens_revoked": rv.Tokens,
-		"message": account.Summary(rv, tokens) + ".", "redirect": s.loginURL()})
+		"message": account.Summary(rv, tokens) + ".", "redirect": s.loginURL(r)})
 	return nil
 }
 
-func (s *Service) loginURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/login" }
+func (s *Service) loginURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/login" }
 
 // userAgentBrowsers and userAgentPlatforms name what a User-Agent header says, in the order they
 // must be tried: Edge, Opera and Samsung Internet also claim to be Chrome, Chrome claims to be

@@ -60,11 +60,11 @@ func (s *Service) adminPage(w http.ResponseWriter, r *http.Request) (Identity, b
 	}
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
-		q := url.Values{"rd": {baseURL(s.opts.PublicURL) + r.URL.RequestURI()}}
+		q := url.Values{"rd": {s.domainOf(r).base() + r.URL.RequestURI()}}
 		if errors.Is(err, errStepUp) {
 			q.Set("stepup", "1")
 		}
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login?"+q.Encode(), http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login?"+q.Encode(), http.StatusFound)
 		return id, false, nil
 	}
 	return id, false, err
@@ -101,7 +101,7 @@ func (s *Service) adminUsersPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		rows = append(rows, row)
 	}
-	s.render(w, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
 		Users      []adminUser
 		AdminGroup string
 	}{rows, s.opts.AdminGroup}})
@@ -147,7 +147,7 @@ func (s *Service) adminUserPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		rows = append(rows, row)
 	}
-	s.render(w, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
 		Target   store.User
 		Self     bool
 		Passkeys []passkeyView

@@ -234,6 +234,6 @@ func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
 	if more {
 		d.NextURL = link(page + 1)
 	}
-	s.render(w, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
 	return nil
 }

@@ -95,9 +95,8 @@ func (s *Service) loadWAUser(ctx context.Context, u store.User) (*waUser, []stor
 	return wu, creds, nil
 }
 
-// beginCeremony stores the state server-side and binds it to this browser with a short-lived,
-// signed cookie holding only a random ceremony ID.
-func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind string, st ceremonyState) error {
+// ceremonyRoom keeps the ceremony table (WebAuthn ceremonies and continue tokens) bounded.
+func (s *Service) ceremonyRoom(ctx context.Context) error {
 	n, err := s.store.CountCeremonies(ctx)
 	if err != nil {
 		return err
@@ -121,6 +120,15 @@ func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// beginCeremony stores the state server-side and binds it to this browser with a short-lived,
+// signed cookie holding only a random ceremony ID.
+func (s *Service) beginCeremony(ctx context.Context, w http.ResponseWriter, kind string, st ceremonyState) error {
+	if err := s.ceremonyRoom(ctx); err != nil {
+		return err
 	}
 	id, err := newSessionID()
 	if err != nil {
@@ -369,10 +377,10 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The new passkey's name is shown in an editable field (rename in place); a passkey made in
 	// a recovery session leads to an account page that offers to remove the lost ones.
-	out := map[string]any{"recovery_codes": codes, "redirect": s.accountURL(),
+	out := map[string]any{"recovery_codes": codes, "redirect": s.accountURL(r),
 		"passkey": map[string]string{"id": base64.RawURLEncoding.EncodeToString(cred.ID), "name": sc.Name}}
 	if signedIn && cur.Restricted() && cur.User.ID == u.ID {
-		out["redirect"] = s.accountURL() + "?recovered=1"
+		out["redirect"] = s.accountURL(r) + "?recovered=1"
 	}
 	if sig, err := s.signal(ctx, u); err == nil {
 		out["signal"] = sig
@@ -535,7 +543,7 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.Ceremony(kindLogin, "ok")
 	s.audit(ctx, r, owner.ID, "login", "credential "+credRef(stored.ID))
-	out := map[string]any{"redirect": s.safeRedirect(r.URL.Query().Get("rd"))}
+	out := map[string]any{"redirect": s.safeRedirect(r, r.URL.Query().Get("rd"))}
 	if sig, err := s.signal(ctx, owner); err == nil {
 		out["signal"] = sig
 	}
@@ -603,24 +611,33 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 		s.Refresh(r.Context())
 		s.audit(r.Context(), r, id.User.ID, "logout", "")
 	}
-	s.clearSessionCookie(w)
-	redirect := s.opts.PublicURL.String() + "/.latchkey/login"
+	s.clearSessionCookie(w, r)
+	redirect := s.loginURL(r)
 	if rd := r.URL.Query().Get("rd"); rd != "" {
-		redirect = s.safeRedirect(rd)
+		redirect = s.safeRedirect(r, rd)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 	return nil
 }
 
-func (s *Service) accountURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/account" }
+// accountURL is the account page on the portal of the request's domain.
+func (s *Service) accountURL(r *http.Request) string {
+	return s.domainOf(r).base() + "/.latchkey/account"
+}
 
 func baseURL(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
-func (s *Service) safeRedirect(rd string) string {
+func (s *Service) safeRedirect(r *http.Request, rd string) string {
 	if s.opts.SafeRedirect == nil || rd == "" {
-		return s.accountURL()
+		return s.accountURL(r)
 	}
-	return s.opts.SafeRedirect(rd)
+	v := s.opts.SafeRedirect(rd)
+	if v == baseURL(s.opts.PublicURL)+"/.latchkey/account" {
+		// The policy's fallback (or the primary portal's account page): stay on the portal of the
+		// domain the browser is on, whose cookie it holds (issue 23).
+		return s.accountURL(r)
+	}
+	return v
 }
 
 type newSessionParams struct {

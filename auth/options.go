@@ -21,10 +21,15 @@ type Options struct {
 
 	CookieName   string
 	CookieDomain string
-	Lifetime     time.Duration // absolute session lifetime
-	Inactivity   time.Duration // idle limit; slides on allowed checks only
-	HashKey      []byte        // HMAC key for cookies (>= 32 bytes)
-	BlockKey     []byte        // AES key for cookies (16, 24 or 32 bytes)
+	// Domains are the cookie domains with their portals (issue 23); the first one's portal is
+	// PublicURL. Empty means one domain: CookieDomain with PublicURL. With more than one, the
+	// WebAuthn origins always include every portal, and the RP ID's portal serves
+	// /.well-known/webauthn listing the others (Related Origin Requests).
+	Domains    []Domain
+	Lifetime   time.Duration // absolute session lifetime
+	Inactivity time.Duration // idle limit; slides on allowed checks only
+	HashKey    []byte        // HMAC key for cookies (>= 32 bytes)
+	BlockKey   []byte        // AES key for cookies (16, 24 or 32 bytes)
 
 	// SafeRedirect maps an rd value to where the browser may go (the account page when rd is not
 	// acceptable). Nil allows only the account page.

@@ -66,7 +66,11 @@ func SecurityHeaders(h http.Header) {
 type pageData struct {
 	Title  string
 	Public string // the portal's base URL
-	User   *User
+	// RPID and RPHome are set with several domains (issue 23): the page script explains a
+	// browser's refusal of a related origin with them.
+	RPID, RPHome string
+	Domain       string // the label of the request's domain, with several domains
+	User         *User
 	// Recovery: the browser holds a restricted (recovery) session, which can only create a
 	// passkey; pages link straight to doing that.
 	Recovery bool
@@ -153,16 +157,16 @@ func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, 
 // ErrorPageTitled is ErrorPage with a title chosen by the caller; "" means ErrorTitle(status).
 func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	id, _ := s.Authenticate(r)
-	s.errorPage(w, status, title, msg, id)
+	s.errorPage(w, r, status, title, msg, id)
 }
 
 // ErrorPageAs is ErrorPage for a request whose identity the caller already knows (the reverse
 // proxy's error handler sees the outgoing request, which no longer carries the session cookie).
 func (s *Service) ErrorPageAs(w http.ResponseWriter, id Identity, status int, msg string) {
-	s.errorPage(w, status, "", msg, id)
+	s.errorPage(w, nil, status, "", msg, id)
 }
 
-func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string, id Identity) {
+func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string, id Identity) {
 	SecurityHeaders(w.Header())
 	if title == "" {
 		title = ErrorTitle(status)
@@ -175,15 +179,19 @@ func (s *Service) errorPage(w http.ResponseWriter, status int, title, msg string
 			d.User = id.User // offer the account page rather than a sign-in link
 		}
 	}
-	s.render(w, status, "error", d)
+	s.render(w, r, status, "error", d)
 }
 
-func (s *Service) render(w http.ResponseWriter, status int, name string, d pageData) {
-	d.Public = baseURL(s.opts.PublicURL)
-	if d.LocalPortal = localHost(s.opts.PublicURL.Hostname()); d.LocalPortal {
-		d.LocalPort = s.opts.PublicURL.Port()
+func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	dom := s.domainOf(r)
+	d.Public = dom.base()
+	if len(s.domains) > 1 {
+		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), dom.label()
+	}
+	if pu := dom.PublicURL; localHost(pu.Hostname()) {
+		d.LocalPortal, d.LocalPort = true, pu.Port()
 		if d.LocalPort == "" {
-			d.LocalPort = map[bool]string{true: "443", false: "80"}[s.opts.PublicURL.Scheme == "https"]
+			d.LocalPort = map[bool]string{true: "443", false: "80"}[pu.Scheme == "https"]
 		}
 	}
 	var buf bytes.Buffer
@@ -207,8 +215,8 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	if rd := q.Get("rd"); rd != "" {
 		// Only a validated target is ever put into the page (as an escaped attribute), and only
 		// its host is named: the person sees which application is asking.
-		d.RD = s.safeRedirect(rd)
-		if u, err := url.Parse(d.RD); err == nil && d.RD != s.accountURL() && !strings.EqualFold(u.Host, s.opts.PublicURL.Host) {
+		d.RD = s.safeRedirect(r, rd)
+		if u, err := url.Parse(d.RD); err == nil && d.RD != s.accountURL(r) && !strings.EqualFold(u.Host, s.domainOf(r).PublicURL.Host) {
 			d.App = u.Host
 		}
 	}
@@ -223,7 +231,7 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	if d.App != "" && !d.StepUp {
 		title = "Sign in to " + d.App
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: title, User: u, Recovery: recovery, Data: d})
+	s.render(w, r, http.StatusOK, "login", pageData{Title: title, User: u, Recovery: recovery, Data: d})
 	return nil
 }
 
@@ -232,14 +240,14 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login", http.StatusFound)
 		return nil
 	}
 	d := struct{ RD string }{}
 	if rd := r.URL.Query().Get("rd"); rd != "" {
-		d.RD = s.safeRedirect(rd)
+		d.RD = s.safeRedirect(r, rd)
 	}
-	s.render(w, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
 	return nil
 }
 
@@ -268,7 +276,7 @@ func (s *Service) enrolPage(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		return withTitle("Enrolment link needed", fail(http.StatusForbidden, "This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey.", nil))
 	}
-	s.render(w, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
+	s.render(w, r, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
 	return nil
 }
 
@@ -281,16 +289,19 @@ type passkeyView struct {
 	Synced        bool
 	Authenticator string
 	Current       bool // the passkey this browser's session was made or last verified with
+	// Works and Related name the domains the passkey works on (issue 23): directly (inside the
+	// RP ID), and through Related Origin Requests (browsers that support them).
+	Works, Related []string
 }
 
 func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login?rd="+url.QueryEscape(s.accountURL()), http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login?rd="+url.QueryEscape(s.accountURL(r)), http.StatusFound)
 		return nil
 	}
 	if id.Restricted() {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/enroll", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/enroll", http.StatusFound)
 		return nil
 	}
 	ctx := r.Context()
@@ -319,14 +330,19 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var keys, lost []passkeyView
+	works, related := s.passkeyDomains()
 	for _, c := range creds {
 		v := passkeyView{ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
 			Created: c.CreatedAt, LastUsed: c.LastUsedAt, Synced: c.BackupEligible, Authenticator: AuthenticatorName(c.AAGUID),
-			Current: len(current) > 0 && bytes.Equal(c.ID, current)}
+			Current: len(current) > 0 && bytes.Equal(c.ID, current), Works: works, Related: related}
 		keys = append(keys, v)
 		if !v.Current {
 			lost = append(lost, v)
 		}
+	}
+	var others []continueLink
+	for _, o := range s.otherDomains(r) {
+		others = append(others, continueLink{Domain: o.label(), Portal: o.base(), ID: "continue-" + strings.ReplaceAll(o.label(), ".", "-")})
 	}
 	d := struct {
 		Passkeys      []passkeyView
@@ -341,10 +357,12 @@ func (s *Service) accountPage(w http.ResponseWriter, r *http.Request) error {
 		Recovered     bool
 		Lost          []passkeyView
 		OtherSessions bool
-	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused,
+		Others        []continueLink
+		Domains       map[string]string // session domain key → label
+	}{Passkeys: keys, Sessions: sessions, Current: id.SessionID, UnusedCodes: unused, Others: others, Domains: s.domainLabels(),
 		Admin: inGroup(id.User.Groups, s.opts.AdminGroup), RecoveryEmail: s.opts.Mailer != nil,
 		Recovered: r.URL.Query().Get("recovered") == "1", Lost: lost, OtherSessions: len(sessions) > 1}
-	s.render(w, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "account", pageData{Title: "Your account", User: id.User, Data: d})
 	return nil
 }
 
@@ -353,7 +371,7 @@ func (s *Service) recoverPage(w http.ResponseWriter, r *http.Request) error {
 		return s.magicLinkPage(w, r) // recovery.go
 	}
 	d := struct{ Email bool }{Email: s.opts.Mailer != nil}
-	s.render(w, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})
+	s.render(w, r, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})
 	return nil
 }
 

@@ -14,5 +14,5 @@ func (s *Service) Page(w http.ResponseWriter, r *http.Request, status int, name,
 	if id, ok := s.Authenticate(r); ok && id.SessionID != "" && !id.Restricted() {
 		d.User = id.User
 	}
-	s.render(w, status, name, d)
+	s.render(w, r, status, name, d)
 }

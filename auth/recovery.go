@@ -96,7 +96,7 @@ const errRecovery = "this recovery code is not valid for this account"
 // maxCodeInput bounds what is hashed: a code is 19 characters, with room for stray spaces.
 const maxCodeInput = 64
 
-func (s *Service) enrolURL() string { return baseURL(s.opts.PublicURL) + "/.latchkey/enroll" }
+func (s *Service) enrolURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/enroll" }
 
 // recoverWithCode is POST /.latchkey/api/recover {"user", "code"}.
 func (s *Service) recoverWithCode(w http.ResponseWriter, r *http.Request) error {
@@ -167,7 +167,7 @@ func (s *Service) recoverWithCode(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.metrics.Ceremony("recover", "ok")
 	s.audit(ctx, r, u.ID, "recovery_code_used", fmt.Sprintf("%d unused codes left", left))
-	writeJSON(w, http.StatusOK, map[string]any{"redirect": s.enrolURL(), "codes_left": left})
+	writeJSON(w, http.StatusOK, map[string]any{"redirect": s.enrolURL(r), "codes_left": left})
 	return nil
 }
 
@@ -181,12 +181,14 @@ func (s *Service) startRecoverySession(w http.ResponseWriter, r *http.Request, u
 		return fmt.Errorf("auth: session id: %w", err)
 	}
 	now := s.now()
+	d := s.domainOf(r)
 	row := sessionRow(sid, newSessionParams{userID: userID, method: method}, now, RecoverySessionTTL, r.UserAgent(), s.clientAddr(r))
+	row.Domain = d.key
 	rev, err := s.store.CreateSessionRev(ctx, row)
 	if err != nil {
 		return err
 	}
-	value, err := s.sessions.encode(sid, now)
+	value, err := d.codec.encode(sid, now)
 	if err != nil {
 		return err
 	}
@@ -197,7 +199,7 @@ func (s *Service) startRecoverySession(w http.ResponseWriter, r *http.Request, u
 		}
 		s.Refresh(ctx)
 	}
-	http.SetCookie(w, s.sessionCookie(value, int(RecoverySessionTTL/time.Second)))
+	http.SetCookie(w, s.sessionCookie(d, value, int(RecoverySessionTTL/time.Second)))
 	return nil
 }
 
@@ -357,7 +359,7 @@ func (s *Service) magicLinkPage(w http.ResponseWriter, r *http.Request) error {
 		return withTitle(linkTitle, err)
 	}
 	d := struct{ Token, Name string }{Token: token, Name: u.Name}
-	s.render(w, http.StatusOK, "recover-link", pageData{Title: "Recover access", Data: d})
+	s.render(w, r, http.StatusOK, "recover-link", pageData{Title: "Recover access", Data: d})
 	return nil
 }
 
@@ -389,6 +391,6 @@ func (s *Service) openMagicLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(ctx, r, u.ID, "recovery_link_used", "")
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.enrolURL()})
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": s.enrolURL(r)})
 	return nil
 }

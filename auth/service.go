@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +43,8 @@ type Service struct {
 	store     *store.Store
 	log       *slog.Logger
 	wa        *webauthn.WebAuthn
-	sessions  *codec // session cookie
-	ceremony  *codec // ceremony cookie (other name, so neither decodes as the other)
+	domains   []*domain // cookie domains; each has its own session cookie codec (issue 23)
+	ceremony  *codec    // ceremony cookie (other name, so neither decodes as the other)
 	view      *session.View
 	mail      sync.WaitGroup // recovery e-mails in flight; Run waits for them
 	pages     *template.Template
@@ -59,6 +60,10 @@ var _ http.Handler = (*Service)(nil)
 // New builds a Service. It loads the in-memory view from the store before returning, so the first
 // check is already answered from memory.
 func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
+	if len(opts.Domains) > 0 {
+		opts.PublicURL = opts.Domains[0].PublicURL
+		opts.CookieDomain = opts.Domains[0].Name
+	}
 	if opts.PublicURL == nil {
 		return nil, errors.New("auth: no public URL")
 	}
@@ -79,6 +84,15 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 	}
 	if opts.RPName == "" {
 		opts.RPName = "Latchkey"
+	}
+	if len(opts.Domains) > 1 {
+		// Every portal is a WebAuthn origin: a passkey of the one RP ID is used on each of them
+		// through Related Origin Requests.
+		for _, d := range opts.Domains {
+			if o := d.PublicURL.Scheme + "://" + d.PublicURL.Host; !contains(opts.Origins, o) {
+				opts.Origins = append(opts.Origins, o)
+			}
+		}
 	}
 	if len(opts.Origins) == 0 {
 		opts.Origins = []string{opts.PublicURL.Scheme + "://" + opts.PublicURL.Host}
@@ -122,11 +136,11 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("auth: static files: %w", err)
 	}
 	s := &Service{
-		opts:     opts,
-		store:    st,
-		log:      opts.Logger,
-		wa:       wa,
-		sessions: newCodec(opts.CookieName, opts.HashKey, opts.BlockKey, opts.Lifetime),
+		opts:    opts,
+		store:   st,
+		log:     opts.Logger,
+		wa:      wa,
+		domains: newDomains(opts),
 		// The ceremony codec derives its own keys so that even a mistake in naming could not make
 		// one cookie pass for the other.
 		ceremony: newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
@@ -246,6 +260,11 @@ func (s *Service) Routes() *http.ServeMux {
 	mux.HandleFunc("POST /.latchkey/api/account/email", s.api(s.setEmail))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke", s.api(s.revokeSession))
 	mux.HandleFunc("POST /.latchkey/api/sessions/revoke-all", s.api(s.revokeAllSessions))
+
+	// Several domains (issue 23): the continue step.
+	mux.HandleFunc("GET /.latchkey/continue", s.page(s.continuePage))
+	mux.HandleFunc("POST /.latchkey/api/domains/continue", s.api(s.continueBegin))
+	mux.HandleFunc("POST /.latchkey/api/domains/redeem", s.api(s.continueFinish))
 
 	mux.HandleFunc("GET /.latchkey/tokens", s.page(s.tokensPage))
 	mux.HandleFunc("GET /.latchkey/api/tokens", s.api(s.listTokens))
@@ -409,7 +428,7 @@ func (s *Service) sameOrigin(r *http.Request) error {
 		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("Sec-Fetch-Site %q", site))
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || !s.originAllowed(origin) {
+	if origin == "" || !s.originAllowed(r, origin) {
 		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("origin %q", origin))
 	}
 	if r.Method == http.MethodDelete && r.ContentLength <= 0 {
@@ -422,13 +441,18 @@ func (s *Service) sameOrigin(r *http.Request) error {
 	return nil
 }
 
-func (s *Service) originAllowed(origin string) bool {
-	for _, o := range s.opts.Origins {
-		if origin == o {
-			return true
-		}
+func (s *Service) originAllowed(r *http.Request, origin string) bool {
+	if !contains(s.opts.Origins, origin) {
+		return false
 	}
-	return false
+	if len(s.domains) == 1 {
+		return true
+	}
+	// With several domains, every portal is a WebAuthn origin, but a state-changing request must
+	// still come from a page of the domain it acts on: auth.example.org's pages cannot post to
+	// auth.example.com (issue 23).
+	u, err := url.Parse(origin)
+	return err == nil && s.domainForHost(u.Host) == s.domainOf(r)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -22,11 +22,23 @@ const (
 // never writes. A restricted (recovery) session is returned as such; callers that guard resources
 // must refuse it. When the view is stale (issue 17), a request that presents a token or a validly
 // signed cookie is refused with Identity.Stale set, so that adapters answer 503, not a login.
-func (s *Service) Authenticate(r *http.Request) (Identity, bool) { return s.AuthenticateAt(r, s.now()) }
+func (s *Service) Authenticate(r *http.Request) (Identity, bool) {
+	return s.authenticate(r, s.domainOf(r), s.now())
+}
 
-// AuthenticateAt is Authenticate at a time the caller read once for the whole request (the
-// forward-auth check passes the same instant to the rules and to Touch).
-func (s *Service) AuthenticateAt(r *http.Request, now time.Time) (Identity, bool) {
+// AuthenticateAt is Authenticate for a request about another host, at a time the caller read
+// once for the whole request: forward auth judges the cookie the browser sent to the protected
+// host with that host's domain (issue 23), and passes the same instant to the rules and to Touch.
+func (s *Service) AuthenticateAt(r *http.Request, host string, now time.Time) (Identity, bool) {
+	return s.authenticate(r, s.domainForHost(host), now)
+}
+
+// AuthenticateHost is AuthenticateAt now.
+func (s *Service) AuthenticateHost(r *http.Request, host string) (Identity, bool) {
+	return s.AuthenticateAt(r, host, s.now())
+}
+
+func (s *Service) authenticate(r *http.Request, d *domain, now time.Time) (Identity, bool) {
 	if id, ok := s.authenticateToken(r, now); ok || id.Stale {
 		return id, ok
 	}
@@ -39,11 +51,16 @@ func (s *Service) AuthenticateAt(r *http.Request, now time.Time) (Identity, bool
 		if !ok {
 			break
 		}
-		sid, err := s.sessions.decodeCached(value)
+		sid, err := d.codec.decodeCached(value)
 		if err != nil {
 			continue
 		}
 		id, res := s.view.Check(r.Context(), sid, now)
+		if res == session.Allowed && id.Domain != d.key {
+			// A cookie minted for another domain, carried here by hand (issue 23). The codecs of
+			// the other domains bind their name into the HMAC, so this is defence in depth.
+			return Identity{}, false
+		}
 		return id, res == session.Allowed
 	}
 	return Identity{}, false
@@ -117,15 +134,15 @@ func trimSpace(s string) string {
 	return s
 }
 
-// sessionCookie builds the session cookie; an empty value with maxAge < 0 clears it.
-func (s *Service) sessionCookie(value string, maxAge int) *http.Cookie {
+// sessionCookie builds the session cookie of a domain; an empty value with maxAge < 0 clears it.
+func (s *Service) sessionCookie(d *domain, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name:     s.opts.CookieName,
 		Value:    value,
 		Path:     "/",
-		Domain:   s.opts.CookieDomain,
+		Domain:   d.Name,
 		MaxAge:   maxAge,
-		Secure:   s.secure(),
+		Secure:   d.PublicURL.Scheme == "https",
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	}
@@ -140,20 +157,22 @@ func (s *Service) newSession(ctx context.Context, w http.ResponseWriter, r *http
 		return "", fmt.Errorf("auth: session id: %w", err)
 	}
 	now := s.now()
+	d := s.domainOf(r)
 	row := sessionRow(id, sess, now, s.opts.Lifetime, r.UserAgent(), s.clientAddr(r))
+	row.Domain = d.key
 	rev, err := s.store.CreateSessionRev(ctx, row)
 	if err != nil {
 		return "", err
 	}
-	value, err := s.sessions.encode(id, now)
+	value, err := d.codec.encode(id, now)
 	if err != nil {
 		return "", err
 	}
 	s.view.Add(row, rev)
-	http.SetCookie(w, s.sessionCookie(value, int(s.opts.Lifetime/time.Second)))
+	http.SetCookie(w, s.sessionCookie(d, value, int(s.opts.Lifetime/time.Second)))
 	return row.ID, nil
 }
 
-func (s *Service) clearSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, s.sessionCookie("", -1))
+func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, s.sessionCookie(s.domainOf(r), "", -1))
 }

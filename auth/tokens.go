@@ -225,18 +225,18 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) tokensPage(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/login", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/login", http.StatusFound)
 		return nil
 	}
 	if id.Restricted() {
-		http.Redirect(w, r, baseURL(s.opts.PublicURL)+"/.latchkey/enroll", http.StatusFound)
+		http.Redirect(w, r, s.domainOf(r).base()+"/.latchkey/enroll", http.StatusFound)
 		return nil
 	}
 	toks, err := s.tokenViews(r, id.User.ID)
 	if err != nil {
 		return err
 	}
-	s.render(w, http.StatusOK, "tokens", pageData{Title: "API tokens", User: id.User, Data: struct{ Tokens []tokenView }{toks}})
+	s.render(w, r, http.StatusOK, "tokens", pageData{Title: "API tokens", User: id.User, Data: struct{ Tokens []tokenView }{toks}})
 	return nil
 }
 

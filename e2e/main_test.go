@@ -29,6 +29,10 @@ var suite struct {
 	browser  context.Context // chromedp context holding the shared browser; nil when skipped
 	skip     string          // why the browser tests cannot run here
 	nginxApp int             // the port reserved for the Nginx flow, known to the browser's flags
+	// domains is the TLS listener of the several-domains flow (issue 23): its port, reserved
+	// here because the browser maps *.example.net and *.example.org to it, and the test
+	// certificate the browser trusts by its public key.
+	domains domainsSetup
 }
 
 func TestMain(m *testing.M) {
@@ -85,6 +89,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	port := strconv.Itoa(suite.nginxApp)
+	if suite.domains, err = prepareDomains(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome),
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Headless, chromedp.DisableGPU,
@@ -96,7 +104,12 @@ func run(m *testing.M) int {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
 		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("host-resolver-rules", "MAP *.example.com 127.0.0.1"),
+		// *.example.net and *.example.org go to the several-domains listener whatever port a URL
+		// names, so their https URLs have no port, as a browser fetches the RP ID's
+		// /.well-known/webauthn on the default port.
+		chromedp.Flag("host-resolver-rules", "MAP *.example.com 127.0.0.1, "+suite.domains.resolverRules()),
+		// Only the test certificate of that listener is accepted: it is trusted by its key.
+		chromedp.Flag("ignore-certificate-errors-spki-list", suite.domains.spki),
 		chromedp.Flag("unsafely-treat-insecure-origin-as-secure",
 			"http://auth.example.com:"+port+",http://app.example.com:"+port),
 		chromedp.Flag("hide-scrollbars", true),

@@ -25,7 +25,7 @@
 //	PUB-12 tampered, garbage, oversized cookies       cookie_test.go TestTamperedCookies; auth/fuzz_test.go FuzzCookieDecode
 //	PUB-13 expiry (lifetime, inactivity, MaxAge)      cookie_test.go TestExpiry
 //	PUB-14 replay after logout and revocation         cookie_test.go TestReplayAfterLogoutAndRevocation
-//	PUB-15 cookies from elsewhere                     cookie_test.go TestCookiesFromElsewhere ((c) does not apply: one cookie_domain only)
+//	PUB-15 cookies from elsewhere                     cookie_test.go TestCookiesFromElsewhere; (c) domains_test.go TestDomainsCookieBoundToItsDomain
 //	PUB-16 keys at rest                               cookie_test.go TestKeysAtRest
 //	PUB-17 CSRF on state-changing endpoints           csrf_test.go TestCSRF
 //	PUB-18 replayed assertion                         webauthn_test.go TestReplayedAssertion
@@ -66,6 +66,18 @@
 //	ACC-05 sign out everywhere leaves tokens behind   auth/revoke_test.go TestSignOutEverywhere
 //	ACC-06 control characters in account fields      cmd/latchkey/account_parity_test.go TestCLIAndConsoleValidateAlike; account/validate_test.go TestValidation
 //	ACC-07 who did it (one audit vocabulary)          cmd/latchkey/account_parity_test.go TestCLIAndConsoleAuditAlike
+//
+//	Login answers
+//	LOGIN-01 revision of PUB-24 (unknown credential)  webauthn_test.go TestUnknownRemovedDisabled
+//
+//	Several domains
+//	DOM-01 a cookie of one domain on another          domains_test.go TestDomainsCookieBoundToItsDomain, TestDomainsOnePasskeyBothDomains (rd); e2e TestSeveralDomainsBrowser
+//	DOM-02 the continue step hands over one session   domains_test.go TestDomainsContinue; e2e TestSeveralDomainsBrowser
+//	DOM-03 continue token replayed                    domains_test.go TestDomainsContinueAttacks/DOM-03_replay
+//	DOM-04 continue token expired                     domains_test.go TestDomainsContinueAttacks/DOM-04_expired
+//	DOM-05 another user's token or session            domains_test.go TestDomainsContinueAttacks/DOM-05_another_user
+//	DOM-06 unconfigured or wrong domain               domains_test.go TestDomainsContinueAttacks/DOM-06_unconfigured_or_wrong_domain
+//	DOM-07 the session that asked has ended           domains_test.go TestDomainsContinueAttacks/DOM-07_the_session_that_asked_has_ended
 //
 // Beyond the catalogue: headers_test.go TestSecurityHeadersOnEveryRoute requests every route
 // registered in auth.Routes() (read from the auth sources, so new routes are covered without

@@ -57,7 +57,8 @@ func (d Decision) Allowed() bool { return d.outcome == allow }
 // that a look at a decision (the request debugger) never keeps a session alive.
 func (h *Handler) decide(r *http.Request, t *target, now time.Time) Decision {
 	rule := h.opts.Rules.Match(&Request{Method: t.method, Scheme: t.scheme, Host: t.host, Path: t.path, Client: t.client, ClientOK: t.clientOK})
-	id, signedIn := h.auth.AuthenticateAt(r, now)
+	// The cookie is judged with the domain of the host the browser sent it to (issue 23).
+	id, signedIn := h.auth.AuthenticateAt(r, t.host, now)
 	if signedIn && id.TokenHosts != nil && !tokenHostAllowed(id.TokenHosts, t.host, t.scheme) {
 		// A token is valid only for its hosts; elsewhere it is as good as none.
 		id, signedIn = auth.Identity{}, false
@@ -458,13 +459,18 @@ func writeUnavailable(h *Handler, w http.ResponseWriter, r *http.Request, t *tar
 	w.Write([]byte(`{"error":"session check unavailable: the gateway cannot reach its database; retry shortly"}` + "\n"))
 }
 
-// loginLocation is the login page's address with the original URL as rd.
+// loginLocation is the login page's address with the original URL as rd: the login page of the
+// portal of the target host's domain, whose cookie the browser must get (issue 23).
 func (h *Handler) loginLocation(t *target, stepUp bool) string {
 	q := url.Values{"rd": {t.originalURL()}}
 	if stepUp {
 		q.Set("stepup", "1")
 	}
-	return h.loginURL + "?" + q.Encode()
+	login := h.loginURL
+	if h.severalDomains {
+		login = h.auth.PortalFor(t.host) + "/.latchkey/login"
+	}
+	return login + "?" + q.Encode()
 }
 
 func forbidMessage(d Decision) string {

@@ -58,6 +58,10 @@ type Handler struct {
 	routes     map[routeKey]*upstream
 	loginURL   string
 	portalHost string
+	// portals are the canonical hosts of every domain's portal; severalDomains is set when
+	// there is more than one (issue 23).
+	portals        map[string]bool
+	severalDomains bool
 	// untrustedLog limits the untrusted-peer warning: a scanner must not be able to flood the log.
 	untrustedLog *rate.Limiter
 	// fakeClock is set when Options.Now was given (tests): then the instant a decision is made
@@ -100,6 +104,15 @@ func New(opts Options) (*Handler, error) {
 		untrustedLog: rate.NewLimiter(rate.Every(time.Second), 5),
 		fakeClock:    fake,
 	}
+	h.portals = map[string]bool{portal: true}
+	if ds := opts.Auth.Domains(); len(ds) > 1 {
+		h.severalDomains = true
+		for _, d := range ds {
+			if c, ok := CanonicalHost(d.PublicURL.Host, d.PublicURL.Scheme); ok {
+				h.portals[c] = true
+			}
+		}
+	}
 	for _, rt := range opts.Routes {
 		c, ok := CanonicalHost(rt.Host, "")
 		if !ok {
@@ -114,6 +127,11 @@ func New(opts Options) (*Handler, error) {
 // ServeHTTP dispatches by path prefix, then by host.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if p == "/.well-known/webauthn" && h.severalDomains {
+		// Related Origin Requests (issue 23): browsers fetch this from the RP ID's origin.
+		h.auth.WellKnownWebAuthn(w, r)
+		return
+	}
 	if strings.HasPrefix(p, "/.latchkey/") {
 		switch p {
 		case "/.latchkey/auth/forward":

@@ -38,10 +38,17 @@ func returnPage(clean string) bool {
 // port; or one that a Hosts entry names exactly), and a path that does not point into
 // /.latchkey/ apart from the signed-in pages (account, tokens, admin). Everything else gets the
 // account page.
+//
+// With several domains (issue 23), every domain's portal counts as the portal and every cookie
+// domain as CookieDomain: rd may target any configured domain, and nothing else.
 type RedirectPolicy struct {
 	Portal       *url.URL // public_url
 	Hosts        []string // Rules.Hosts() and route hosts
 	CookieDomain string   // session.cookie_domain; "" for none
+	// Portals and CookieDomains are the other domains' portals and cookie domains
+	// (session.cookies after the first).
+	Portals       []*url.URL
+	CookieDomains []string
 }
 
 // Account returns the fallback target: the portal's account page.
@@ -108,6 +115,11 @@ func (p RedirectPolicy) hostAllowed(host string) bool {
 	if portal, ok := CanonicalHost(p.Portal.Host, p.Portal.Scheme); ok && host == portal {
 		return true
 	}
+	for _, pu := range p.Portals {
+		if portal, ok := CanonicalHost(pu.Host, pu.Scheme); ok && host == portal {
+			return true
+		}
+	}
 	for _, h := range p.Hosts {
 		if strings.HasPrefix(h, "*.") {
 			c, ok := CanonicalHost(h[2:], "https")
@@ -130,12 +142,17 @@ func (p RedirectPolicy) hostAllowed(host string) bool {
 		// Every other host must use the scheme's default port.
 		return false
 	}
-	d := strings.TrimPrefix(strings.ToLower(p.CookieDomain), ".")
-	d = strings.TrimSuffix(d, ".")
-	if d == "" {
-		return false
+	for _, cd := range append([]string{p.CookieDomain}, p.CookieDomains...) {
+		d := strings.TrimPrefix(strings.ToLower(cd), ".")
+		d = strings.TrimSuffix(d, ".")
+		if d == "" {
+			continue
+		}
+		if name == d || (len(name) > len(d) && strings.HasSuffix(name, d) && name[len(name)-len(d)-1] == '.') {
+			return true
+		}
 	}
-	return name == d || (len(name) > len(d) && strings.HasSuffix(name, d) && name[len(name)-len(d)-1] == '.')
+	return false
 }
 
 // matchWildcard reports whether host is a strict subdomain of the canonical pattern base

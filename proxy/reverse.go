@@ -258,7 +258,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	}
 	up := h.route(host, scheme)
 	if up == nil {
-		if host == h.portalHost && (r.URL.Path == "/" || r.URL.Path == "") {
+		if h.portals[host] && (r.URL.Path == "/" || r.URL.Path == "") {
 			http.Redirect(w, r, "/.latchkey/account", http.StatusFound)
 			return
 		}

@@ -42,6 +42,10 @@ type Identity struct {
 	// BackupEligible and AAGUID describe the passkey that last verified the session.
 	BackupEligible bool
 	AAGUID         string
+	// Domain is the cookie domain the session was minted for ("" for the first configured
+	// domain, and for API tokens). A check on a host of another domain must refuse the session:
+	// its cookie was carried there by someone other than the browser (issue 23).
+	Domain string
 	// TokenHosts limits an API token to these hosts (canonical; empty for sessions).
 	TokenHosts []string
 	// Stale is set on a refused check that the view could not answer: it has not confirmed

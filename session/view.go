@@ -62,6 +62,7 @@ type entry struct {
 	verifiedAt     time.Time
 	backupEligible bool
 	aaguid         string
+	domain         string       // the cookie domain the session was minted for (issue 23)
 	lastSeen       atomic.Int64 // unix ms; slides on allowed checks
 	flushed        atomic.Int64 // lastSeen value last written to the store
 	asked          atomic.Int64 // Clock unix ns of the last idle question to the store
@@ -159,7 +160,8 @@ func (v *View) shard(id ID) *shard {
 
 func newEntry(se store.Session, rev int64) *entry {
 	e := &entry{rev: rev, dead: !se.RevokedAt.IsZero(), id: se.ID, userID: se.UserID, method: se.Method,
-		expiresAt: se.ExpiresAt.UnixMilli(), verifiedAt: se.VerifiedAt, backupEligible: se.BackupEligible}
+		expiresAt: se.ExpiresAt.UnixMilli(), verifiedAt: se.VerifiedAt, backupEligible: se.BackupEligible,
+		domain: se.Domain}
 	if len(se.AAGUID) == 16 {
 		e.aaguid = uuid.UUID(se.AAGUID).String()
 	}
@@ -503,7 +505,7 @@ func (v *View) Check(ctx context.Context, sid ID, now time.Time) (Identity, Resu
 		}
 	}
 	return Identity{User: u, SessionID: e.id, Method: e.method, VerifiedAt: e.verifiedAt,
-		BackupEligible: e.backupEligible, AAGUID: e.aaguid, entry: e}, Allowed
+		BackupEligible: e.backupEligible, AAGUID: e.aaguid, Domain: e.domain, entry: e}, Allowed
 }
 
 func (v *View) noteStale() {

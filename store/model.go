@@ -87,6 +87,9 @@ type Session struct {
 	IP             string
 	BackupEligible bool   // of the passkey that made or last verified the session
 	AAGUID         []byte // of that passkey
+	// Domain is the cookie domain the session's cookie was minted for (issue 23); "" is the
+	// first configured domain (sessions made before several domains existed).
+	Domain string
 }
 
 // Token is a scoped API token for non-browser clients; only its hash is kept.

@@ -9,14 +9,14 @@ import (
 )
 
 const sessionCols = "id, user_id, credential_id, method, created_at, verified_at, last_seen_at, expires_at, " +
-	"revoked_at, user_agent, ip, backup_eligible, aaguid"
+	"revoked_at, user_agent, ip, backup_eligible, aaguid, domain"
 
 func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var se Session
 	var created, verified, seen, expires, revoked int64
 	var be int
 	if err := sc.Scan(&se.ID, &se.UserID, &se.CredentialID, &se.Method, &created, &verified, &seen, &expires,
-		&revoked, &se.UserAgent, &se.IP, &be, &se.AAGUID); err != nil {
+		&revoked, &se.UserAgent, &se.IP, &be, &se.AAGUID, &se.Domain); err != nil {
 		return Session{}, err
 	}
 	se.CreatedAt, se.VerifiedAt, se.LastSeenAt = fromMS(created), fromMS(verified), fromMS(seen)
@@ -36,9 +36,9 @@ func (s *Store) CreateSession(ctx context.Context, se Session) error {
 func (s *Store) CreateSessionRev(ctx context.Context, se Session) (int64, error) {
 	var rev int64
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err := tx.ExecContext(ctx, s.q("INSERT INTO sessions ("+sessionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			se.ID, se.UserID, nonNil(se.CredentialID), se.Method, ms(se.CreatedAt), ms(se.VerifiedAt), ms(se.LastSeenAt),
-			ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID))
+			ms(se.ExpiresAt), ms(se.RevokedAt), se.UserAgent, se.IP, b2i(se.BackupEligible), nonNil(se.AAGUID), se.Domain)
 		if err != nil {
 			return fmt.Errorf("store: create session: %w", err)
 		}

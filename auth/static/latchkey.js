@@ -223,8 +223,19 @@
         return "No passkey was used. The request was cancelled or timed out, or your device could not verify you. Try again.";
       case "InvalidStateError":
         return "This device already has a passkey for this account.";
-      case "SecurityError":
+      case "SecurityError": {
+        // Several domains (issue 23): a passkey of the RP ID is used on the other portals through
+        // Related Origin Requests; a browser without them refuses it here.
+        const rp = document.body && document.body.dataset.rpid;
+        const home = document.body && document.body.dataset.rphome;
+        const here = (document.body && document.body.dataset.domain) || location.hostname;
+        if (rp && location.hostname !== rp && !location.hostname.endsWith("." + rp)) {
+          return "This browser cannot use your " + rp + " passkey on " + location.hostname + ": it does not support " +
+            "related origins, or https://" + rp + "/.well-known/webauthn does not list this site. Sign in at " +
+            (home || "https://" + rp) + " instead, then choose “Continue to " + here + "” on your account page.";
+        }
         return "Passkeys need a secure connection (https) on the right address.";
+      }
       case "NotSupportedError":
         return "This browser or device does not support passkeys.";
       case "AbortError":
@@ -361,6 +372,26 @@
       }).catch(e => say(explain(e), "error"));
     }
   }
+
+  // --- continue to another domain (issue 23) ---
+  if (page.dataset.page === "continue") {
+    const button = document.getElementById("continue-confirm");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const res = await api("/.latchkey/api/domains/redeem", { token: page.dataset.token || "" });
+        say("Signed in. Taking you there…", "ok");
+        window.location.assign(res.redirect);
+      } catch (e) { say(explain(e), "error"); }
+    });
+  }
+  document.querySelectorAll("button[data-continue]").forEach(b => b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const res = await api("/.latchkey/api/domains/continue", { domain: b.dataset.continue, rd: b.dataset.rd || "" });
+      window.location.assign(res.redirect);
+    } catch (e) { say(explain(e), "error"); b.disabled = false; }
+  }));
 
   // --- sign-out confirmation ---
   if (page.dataset.page === "logout") {

@@ -96,14 +96,17 @@ type WebAuthnConfig struct {
 
 // SessionConfig is the session cookie.
 type SessionConfig struct {
-	CookieName   string        `mapstructure:"cookie_name"`
-	CookieDomain string        `mapstructure:"cookie_domain"`
-	Lifetime     time.Duration `mapstructure:"lifetime"`
-	Inactivity   time.Duration `mapstructure:"inactivity"`
-	HashKey      Secret        `mapstructure:"hash_key"`
-	HashKeyFile  string        `mapstructure:"hash_key_file"`
-	BlockKey     Secret        `mapstructure:"block_key"`
-	BlockKeyFile string        `mapstructure:"block_key_file"`
+	CookieName   string `mapstructure:"cookie_name"`
+	CookieDomain string `mapstructure:"cookie_domain"`
+	// Cookies are several domains, each with its portal (issue 23); cookie_domain and
+	// server.public_url are the one-domain shorthand.
+	Cookies      []CookieConfig `mapstructure:"cookies"`
+	Lifetime     time.Duration  `mapstructure:"lifetime"`
+	Inactivity   time.Duration  `mapstructure:"inactivity"`
+	HashKey      Secret         `mapstructure:"hash_key"`
+	HashKeyFile  string         `mapstructure:"hash_key_file"`
+	BlockKey     Secret         `mapstructure:"block_key"`
+	BlockKeyFile string         `mapstructure:"block_key_file"`
 }
 
 // AccessControlConfig is the rule list.
@@ -224,6 +227,7 @@ func loadConfig(path string) (Config, error) {
 	if errs := decodeSettings(settings, &cfg); len(errs) > 0 {
 		return cfg, errors.Join(errs...)
 	}
+	cfg.normalize()
 	return cfg, nil
 }
 
@@ -371,6 +375,7 @@ func (c *Config) Validate() error {
 	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > 1<<20 {
 		bad("server.max_header_bytes", "must be between 4096 and 1048576, got %d", c.Server.MaxHeaderBytes)
 	}
+	c.validateCookies(bad)
 	if pub != nil {
 		host := strings.ToLower(pub.Hostname())
 		if c.WebAuthn.RPID != "" && !domainCovers(strings.ToLower(c.WebAuthn.RPID), host) {

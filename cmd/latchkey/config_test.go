@@ -158,7 +158,8 @@ func TestConfigExampleDocumentsEveryKey(t *testing.T) {
 	})
 }
 
-// TestConfigExampleShowsDefaults: apart from the example rules and routes, loading the example
+// TestConfigExampleShowsDefaults: apart from the example rules, routes and session.cookies
+// item (which repeats the one-domain shorthand), loading the example
 // gives exactly Default(), so the values it shows are the true defaults.
 func TestConfigExampleShowsDefaults(t *testing.T) {
 	cfg, err := loadConfig(exampleConfig(t))
@@ -175,6 +176,10 @@ func TestConfigExampleShowsDefaults(t *testing.T) {
 	def := Default()
 	cfg.AccessControl.Rules, def.AccessControl.Rules = nil, nil
 	cfg.Routes, def.Routes = nil, nil
+	if c := cfg.Session.Cookies; len(c) != 1 || c[0].Domain != def.Session.CookieDomain || c[0].PublicURL != def.Server.PublicURL {
+		t.Errorf("the example's session.cookies should repeat the shorthand's defaults, got %+v", c)
+	}
+	cfg.Session.Cookies, def.Session.Cookies = nil, nil
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("config.example.yaml differs from Default():\nexample %+v\ndefault %+v", cfg, def)
 	}

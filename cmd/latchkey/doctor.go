@@ -96,20 +96,22 @@ func newDoctorCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&target, "url", "", "a protected URL to explain, such as https://app.example.com/path")
 	cmd.Flags().StringVar(&proxyAddr, "proxy-addr", "", "the address your reverse proxy connects to Latchkey from")
-	cmd.Flags().BoolVar(&offline, "offline", false, "skip the network probes (upstream reachability, clock skew), e.g. to check a config in CI")
+	cmd.Flags().BoolVar(&offline, "offline", false, "skip the network probes (upstream reachability, clock skew, the RP ID's /.well-known/webauthn), e.g. to check a config in CI")
 	return cmd
 }
 
 type doctorArgs struct {
 	path, target, proxyAddr string
 	offline                 bool
+	// transport, when set (tests), carries the network probes.
+	transport http.RoundTripper
 }
 
 // runDoctor prints the report and returns the number of problems that break logins.
 func runDoctor(ctx context.Context, out io.Writer, a doctorArgs, now func() time.Time) int {
 	path := a.path
 	d := &doctor{now: now, client: &http.Client{Timeout: doctorTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Transport: a.transport}}
 	shown := path
 	if shown == "" {
 		shown = "built-in defaults (or ./latchkey.yaml when present)"
@@ -143,8 +145,12 @@ func runDoctor(ctx context.Context, out io.Writer, a doctorArgs, now func() time
 	d.checkDataDir()
 	if a.offline {
 		d.add(sevInfo, "upstreams and clock skew were not checked (--offline)")
+		if len(cfg.Session.Cookies) > 1 {
+			d.add(sevInfo, "the RP ID's /.well-known/webauthn (several domains) was not checked (--offline)")
+		}
 	} else {
 		d.checkClock(ctx)
+		d.checkWellKnown(ctx)
 	}
 	if a.target != "" {
 		d.explainURL(out, a.target)
@@ -254,6 +260,12 @@ func (d *doctor) checkHosts() {
 		}
 		seen[ph.host] = true
 		name := hostName(ph.host)
+		if other, ok := d.otherDomain(name); ok {
+			// Several domains (issue 23): the host is in another configured domain, served by
+			// that domain's cookie and portal.
+			d.add(sevOK, "%s %q is inside session.cookies domain %q (portal %s)", ph.source, ph.host, other.Domain, other.PublicURL)
+			continue
+		}
 		if !domainCovers(rpID, name) {
 			d.add(sevWarn, "%s %q is outside webauthn.rp_id %q: sign-in still works on %s, but passkeys can never be used on %s itself; set rp_id to a parent domain of both if you want that.",
 				ph.source, ph.host, rpID, publicHost, ph.host)
@@ -490,7 +502,7 @@ func (d *doctor) explainURL(out io.Writer, raw string) {
 			}
 			w("              only passkeys from authenticators %s; others get 403", strings.Join(names, ", "))
 		}
-		if d.public != nil && hostName(host) != strings.ToLower(d.public.Hostname()) {
+		if _, other := d.otherDomain(hostName(host)); d.public != nil && !other && hostName(host) != strings.ToLower(d.public.Hostname()) {
 			cd := strings.ToLower(strings.TrimPrefix(d.cfg.Session.CookieDomain, "."))
 			if cd == "" || !domainCovers(cd, hostName(host)) {
 				d.add(sevError, "--url host %s does not receive the session cookie (session.cookie_domain %q): signed-in users loop back to the login page there", host, d.cfg.Session.CookieDomain)

@@ -142,6 +142,7 @@ type app struct {
 // buildApp opens the store, loads the keys and builds the gateway from the config. On error
 // nothing stays open.
 func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
+	cfg.normalize()
 	log := newLogger(cfg.Log, logOut)
 	public, _ := url.Parse(cfg.Server.PublicURL)
 	st, err := openStore(ctx, cfg)
@@ -169,7 +170,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 		Store: st, Logger: log, Version: version,
 		Auth: auth.Options{
 			PublicURL: public, RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName, Origins: cfg.WebAuthn.Origins,
-			CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
+			CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain, Domains: authDomains(cfg, public),
 			Lifetime: cfg.Session.Lifetime, Inactivity: cfg.Session.Inactivity, HashKey: hashKey, BlockKey: blockKey,
 			Mailer: mailer, AdminGroup: cfg.Admin.Group, MaxStaleness: cfg.Storage.MaxStaleness,
 		},

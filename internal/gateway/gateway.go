@@ -99,6 +99,14 @@ func New(ctx context.Context, s Settings) (*Gateway, error) {
 		hosts = append(hosts, h)
 	}
 	redirects := proxy.RedirectPolicy{Portal: &public, Hosts: hosts, CookieDomain: strings.TrimPrefix(s.Auth.CookieDomain, ".")}
+	for i, d := range s.Auth.Domains {
+		if i == 0 {
+			continue // the portal and cookie domain above
+		}
+		// rd may target any configured domain (issue 23).
+		redirects.Portals = append(redirects.Portals, d.PublicURL)
+		redirects.CookieDomains = append(redirects.CookieDomains, d.Name)
+	}
 	clientAddr := func(r *http.Request) string {
 		if a, ok := trusted.ClientAddr(r); ok {
 			return a.String()

@@ -52,10 +52,13 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Config is what an Env is built from; zero values give a working local setup.
 type Config struct {
-	PublicURL       string // default http://localhost:PORT of the test server
-	RPID            string
-	Origins         []string
-	CookieDomain    string
+	PublicURL    string // default http://localhost:PORT of the test server
+	RPID         string
+	Origins      []string
+	CookieDomain string
+	// Domains are further cookie domains with their portals (issue 23); the first domain is
+	// CookieDomain with PublicURL.
+	Domains         []DomainConfig
 	DefaultPolicy   string
 	Rules           []proxy.RuleConfig
 	Routes          map[string]string // host → upstream URL
@@ -73,6 +76,9 @@ type Config struct {
 	MaxStaleness time.Duration // default: auth's own (5 s)
 	StoreTimeout time.Duration // default: the store's own (2 s)
 }
+
+// DomainConfig is one more cookie domain and its portal.
+type DomainConfig struct{ Domain, PublicURL string }
 
 // Env is a real Latchkey (store, auth, proxy) behind a real HTTP server on 127.0.0.1.
 type Env struct {
@@ -160,13 +166,24 @@ func New(t testing.TB, cfg Config) *Env {
 	for h, up := range cfg.Routes {
 		routes = append(routes, gateway.Route{Host: h, Upstream: up})
 	}
+	var domains []auth.Domain
+	if len(cfg.Domains) > 0 {
+		domains = append(domains, auth.Domain{Name: cfg.CookieDomain, PublicURL: e.Public})
+		for _, d := range cfg.Domains {
+			u, err := url.Parse(d.PublicURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			domains = append(domains, auth.Domain{Name: d.Domain, PublicURL: u})
+		}
+	}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// The wiring serve uses (request log and metrics included), with the test's clock, keys and
 	// a short poll interval.
 	gw, err := gateway.New(ctx, gateway.Settings{
 		Store: st, Logger: log, Version: "test",
 		Auth: auth.Options{
-			PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain,
+			PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain, Domains: domains,
 			Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
 			Mailer: cfg.Mailer, Now: clock.Now, PollInterval: 100 * time.Millisecond, MaxStaleness: cfg.MaxStaleness,
 		},
