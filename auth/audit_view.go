@@ -22,6 +22,8 @@ var eventNames = map[string]string{
 	// sign-in and sign-out
 	"login":                         "Signed in",
 	"login_failed":                  "Sign-in refused",
+	"domain_continue":               "Continued to another domain",
+	"domain_continue_refused":       "Continue to another domain refused",
 	"logout":                        "Signed out",
 	"session_replaced":              "Session replaced by a new sign-in",
 	"step_up_refused":               "Passkey check refused",
