@@ -210,6 +210,7 @@ func (s *Service) sweep(ctx context.Context) {
 			res, err := s.store.Sweep(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
+					s.storeError("sweep")
 					s.log.Warn("sweeping expired state failed", "err", err)
 				}
 			} else if res.Audit > 0 || res.Sessions > 0 {
@@ -222,6 +223,12 @@ func (s *Service) sweep(ctx context.Context) {
 }
 
 func (s *Service) now() time.Time { return s.opts.Now() }
+
+func (s *Service) storeError(op string) {
+	if s.opts.ViewMetrics != nil {
+		s.opts.ViewMetrics.StoreError(op)
+	}
+}
 
 // Routes lists every path that auth serves, with its method.
 func (s *Service) Routes() *http.ServeMux {
@@ -326,6 +333,7 @@ func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.store.Heartbeat(r.Context()); err != nil {
+		s.storeError("heartbeat")
 		s.log.Error("readiness: the store does not accept writes", "err", err)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)

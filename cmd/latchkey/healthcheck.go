@@ -43,7 +43,7 @@ func newHealthcheckCommand() *cobra.Command {
 					client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec
 				}
 			}
-			u, err := healthTarget(target)
+			u, err := healthTarget(target, ready)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -86,14 +86,18 @@ func healthURL(cfg Config) string {
 }
 
 // healthTarget turns --url into the health endpoint: a base URL (http://host:port, with or without
-// a trailing slash) gets /.latchkey/healthz; a URL that already names a path is used as it is.
-func healthTarget(raw string) (string, error) {
+// a trailing slash) gets /.latchkey/healthz, or /.latchkey/readyz with --ready; a URL that already
+// names a path is used as it is.
+func healthTarget(raw string, ready bool) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("--url %q: want the server's base URL, such as http://127.0.0.1:8080", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/.latchkey/healthz"
+		if ready {
+			u.Path = "/.latchkey/readyz"
+		}
 	}
 	return u.String(), nil
 }

@@ -82,7 +82,7 @@ func NewMetrics(version string) *Metrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_store_errors_total",
-			Help: "Failed store calls of the session view and the probes, by operation.",
+			Help: "Failed store calls of the session view, the readiness probe and the sweep, by operation.",
 		}, []string{"op"}),
 	}
 	// Label values known in advance start at zero, so that a dashboard or an alert such as
@@ -105,7 +105,7 @@ func NewMetrics(version string) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.viewLoads.WithLabelValues(r)
 	}
-	for _, op := range []string{"changes", "load", "fetch", "touch_sessions", "touch_tokens"} {
+	for _, op := range []string{"changes", "load", "fetch", "touch_sessions", "touch_tokens", "heartbeat", "sweep"} {
 		m.storeErrors.WithLabelValues(op)
 	}
 	m.reg.MustRegister(m.authz, m.authzTime, m.ceremonies, m.upstream, m.rateLimited, buildInfo,
