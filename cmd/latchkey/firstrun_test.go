@@ -191,7 +191,11 @@ func TestVersion(t *testing.T) {
 // health URL, and refuses anything else with exit 2.
 func TestHealthcheckURL(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/.latchkey/healthz" {
+		switch r.URL.Path {
+		case "/.latchkey/healthz":
+		case "/.latchkey/readyz":
+			w.WriteHeader(http.StatusServiceUnavailable) // alive, not ready
+		default:
 			http.NotFound(w, r)
 		}
 	})}
@@ -206,6 +210,9 @@ func TestHealthcheckURL(t *testing.T) {
 		if out, errOut, code := runCLI("healthcheck", "--url", u); code != 0 {
 			t.Errorf("healthcheck --url %s: exit %d\n%s%s", u, code, out, errOut)
 		}
+	}
+	if _, errOut, code := runCLI("healthcheck", "--ready", "--url", base); code != 1 || !strings.Contains(errOut, "/.latchkey/readyz") {
+		t.Errorf("healthcheck --ready --url %s: exit %d, want 1 naming readyz\n%s", base, code, errOut)
 	}
 	if _, errOut, code := runCLI("healthcheck", "--url", "127.0.0.1:8080"); code != 2 || !strings.Contains(errOut, "--url") {
 		t.Errorf("healthcheck --url without scheme: exit %d\n%s", code, errOut)
