@@ -143,25 +143,8 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 	}
 	_, port, _ := net.SplitHostPort(lkAddr)
 	public := "http://localhost:" + port
-	cfgPath := filepath.Join(tmp, "latchkey.yaml")
-	cfg := fmt.Sprintf(`data_dir: %s
-server:
-  listen: %s
-  public_url: %s
-access_control:
-  default_policy: deny
-  rules:
-    - hosts: ["app.localhost", "app.localhost:%s", "app.example.com"]
-      policy: passkey
-routes:
-  - host: app.localhost:%s
-    upstream: http://%s
-metrics:
-  listen: %s
-log:
-  level: warn
-`, filepath.Join(tmp, "data"), lkAddr, public, port, port, upAddr, metricsAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	cfgPath, err := writeConfig(tmp, "", lkAddr, metricsAddr, upAddr)
+	if err != nil {
 		return err
 	}
 	for _, addr := range []string{upAddr, bareAddr, bareTAddr, bareProxyAddr} {
@@ -272,6 +255,31 @@ log:
 	return nil
 }
 
+// writeConfig writes a Latchkey configuration for a server on lkAddr with its data in
+// dir/data+suffix and returns its path.
+func writeConfig(dir, suffix, lkAddr, metricsAddr, upAddr string) (string, error) {
+	_, port, _ := net.SplitHostPort(lkAddr)
+	cfgPath := filepath.Join(dir, "latchkey"+suffix+".yaml")
+	cfg := fmt.Sprintf(`data_dir: %s
+server:
+  listen: %s
+  public_url: http://localhost:%s
+access_control:
+  default_policy: deny
+  rules:
+    - hosts: ["app.localhost", "app.localhost:%s", "app.example.com"]
+      policy: passkey
+routes:
+  - host: app.localhost:%s
+    upstream: http://%s
+metrics:
+  listen: %s
+log:
+  level: warn
+`, filepath.Join(dir, "data"+suffix), lkAddr, port, port, port, upAddr, metricsAddr)
+	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+}
+
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -347,40 +355,49 @@ func enrol(public, token string, pk *lktest.Passkey) (string, error) {
 	return c.cookies["latchkey_session"], nil
 }
 
+// login runs one passkey login (begin + finish) as a client at address xff (claimed through the
+// trusted loopback proxy) and returns the new session cookie. The assertion uses a zero counter,
+// as synced passkeys do, so that concurrent logins with one passkey do not trip clone detection.
+func login(public string, pk *lktest.Passkey, xff string) (string, error) {
+	c := &client{public: public, cookies: map[string]string{}, xff: xff}
+	b, status, err := c.post("/.latchkey/api/login/begin", []byte("{}"))
+	if err != nil || status != 200 {
+		return "", fmt.Errorf("login/begin: %d %v %s", status, err, b)
+	}
+	opts, err := lktest.ParseOptions(b)
+	if err != nil {
+		return "", fmt.Errorf("login/begin: %v", err)
+	}
+	zero := uint32(0)
+	b, status, err = c.post("/.latchkey/api/login/finish", pk.Assert(opts, public, lktest.Ceremony{Counter: &zero}))
+	if err != nil || status != 200 {
+		return "", fmt.Errorf("login/finish: %d %v %s", status, err, b)
+	}
+	if c.cookies["latchkey_session"] == "" {
+		return "", errors.New("login/finish: no session cookie")
+	}
+	return c.cookies["latchkey_session"], nil
+}
+
 // ceremonies runs begin+finish logins from several goroutines for d and returns successes per
-// second. The assertions use a zero counter (as synced passkeys do) so that concurrent logins with
-// one passkey do not trip clone detection; each iteration claims a different client address
-// through the trusted loopback proxy, so per-address rate limits do not cap the measurement.
+// second (see login); each iteration claims a random client address, so that per-address rate
+// limits do not cap the measurement.
 func ceremonies(public string, pk *lktest.Passkey, d time.Duration, workers int) (float64, error) {
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
-	zero := uint32(0)
 	t0 := time.Now()
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				c := &client{public: public, cookies: map[string]string{},
-					xff: fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))}
-				b, status, err := c.post("/.latchkey/api/login/begin", []byte("{}"))
-				if err != nil || status != 200 {
+				xff := fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), rand.IntN(256))
+				if _, err := login(public, pk, xff); err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("begin %d %v %s", status, err, b))
-					continue
-				}
-				opts, err := lktest.ParseOptions(b)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				b, status, err = c.post("/.latchkey/api/login/finish", pk.Assert(opts, public, lktest.Ceremony{Counter: &zero}))
-				if err != nil || status != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("finish %d %v %s", status, err, b))
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				ok.Add(1)
