@@ -48,6 +48,10 @@ func main() {
 		serveUp     = flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 		serveProxy  = flag.String("serve-bare-proxy", "", "internal: serve a bare reverse proxy on this address")
 		upstreamURL = flag.String("upstream", "", "internal: upstream for -serve-bare-proxy")
+		scale       = flag.Bool("scale", false, "also measure session state at scale (issue 17): many live sessions with logouts during the load, start to ready with 100k sessions, the session package's Go benchmarks")
+		sessions    = flag.Int("sessions", 10000, "live sessions made by real logins for -scale")
+		logoutRate  = flag.Int("logout-rate", 10, "logouts per second during the -scale load")
+		traefik     = flag.Bool("traefik", false, "also measure the Traefik chain (scripts/traefik-prepare builds Traefik when not cached; LATCHKEY_TRAEFIK_BIN names a binary and implies this)")
 	)
 	flag.Parse()
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -76,7 +80,9 @@ func main() {
 			Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true}}
 		log.Fatal(http.ListenAndServe(*serveProxy, rp))
 	}
-	if err := run(*duration, *repeats, *connections, *serverCPU, *loadCPU, *out); err != nil {
+	opts := options{d: *duration, repeats: *repeats, conns: *connections, serverCPU: *serverCPU, loadCPU: *loadCPU, out: *out,
+		scale: *scale, sessions: *sessions, logoutRate: *logoutRate, traefik: *traefik}
+	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -86,9 +92,26 @@ type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	non2xx   int
+	fivexx   int // counted by a script's done (the -scale rows)
 }
 
-func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) error {
+type options struct {
+	d                  time.Duration
+	repeats, conns     int
+	serverCPU, loadCPU string
+	out                string
+	scale              bool
+	sessions           int
+	logoutRate         int
+	traefik            bool
+}
+
+func run(o options) error {
+	d, repeats, conns, serverCPU, loadCPU, out := o.d, o.repeats, o.conns, o.serverCPU, o.loadCPU, o.out
+	traefikBin, err := traefikBinary(o.traefik)
+	if err != nil {
+		return err
+	}
 	for _, tool := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed (Debian packages wrk and util-linux)", tool)
@@ -127,6 +150,17 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 		return cmd, nil
 	}
 	start := func(cpu string, args ...string) (*exec.Cmd, error) { return startEnv(cpu, nil, args...) }
+	// stop ends a process started above (SIGINT, as an operator would) and forgets it.
+	stop := func(cmd *exec.Cmd) {
+		for i, p := range procs {
+			if p == cmd {
+				cmd.Process.Signal(os.Interrupt)
+				cmd.Wait()
+				procs = append(procs[:i], procs[i+1:]...)
+				return
+			}
+		}
+	}
 	upAddr, bareAddr, bareProxyAddr, lkAddr, metricsAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
 	bareTAddr := freeAddr()
 	if _, err := start(loadCPU, self, "-serve-upstream", upAddr); err != nil {
@@ -143,7 +177,7 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 	}
 	_, port, _ := net.SplitHostPort(lkAddr)
 	public := "http://localhost:" + port
-	cfgPath, err := writeConfig(tmp, "", lkAddr, metricsAddr, upAddr)
+	cfgPath, err := writeConfig(tmp, "", lkAddr, metricsAddr, upAddr, "")
 	if err != nil {
 		return err
 	}
@@ -173,9 +207,7 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 		}
 		readies = append(readies, time.Since(t0))
 		if i < 4 {
-			lk.Process.Signal(os.Interrupt)
-			lk.Wait()
-			procs = procs[:len(procs)-1]
+			stop(lk)
 		}
 	}
 	sort.Slice(readies, func(i, j int) bool { return readies[i] < readies[j] })
@@ -189,18 +221,29 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 	runtime.GC()
 	idleRSS := procStatus(lk.Process.Pid, "VmRSS")
 
-	wrk := func(name, target string, headers ...string) (result, error) {
+	// wrkScript runs wrk on loadCPU; script, when set, is its Lua script and scriptArgs what
+	// follows "--" on its command line.
+	wrkScript := func(name, target, script string, scriptArgs []string, headers ...string) (result, error) {
 		args := []string{"-c", loadCPU, "wrk", "-t1", "-c", strconv.Itoa(conns), "-d", d.String(), "--latency"}
 		for _, h := range headers {
 			args = append(args, "-H", h)
 		}
+		if script != "" {
+			args = append(args, "-s", script)
+		}
 		args = append(args, target)
+		if len(scriptArgs) > 0 {
+			args = append(append(args, "--"), scriptArgs...)
+		}
 		log.Printf("wrk: %s", name)
 		outb, err := exec.Command("taskset", args...).CombinedOutput()
 		if err != nil {
 			return result{}, fmt.Errorf("wrk %s: %v\n%s", name, err, outb)
 		}
 		return parseWrk(name, string(outb))
+	}
+	wrk := func(name, target string, headers ...string) (result, error) {
+		return wrkScript(name, target, "", nil, headers...)
 	}
 	chains, err := startChains(tmp, upAddr, lkAddr, serverCPU, startEnv)
 	if err != nil {
@@ -225,6 +268,15 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 		{name: "(j) Caddy alone", target: chains.caddyAlone + "/d/dashboard", headers: []string{"Host: " + chains.caddyAloneHost}},
 		{name: "(i) Caddy -> Latchkey (forward_auth, shipped Caddyfile)", target: chains.caddy + "/d/dashboard", headers: []string{ck, "Host: " + chains.caddyHost}, base: "(j)"},
 	}
+	if traefikBin != "" {
+		tc, err := startTraefik(traefikBin, tmp, upAddr, lkAddr, serverCPU, startEnv)
+		if err != nil {
+			return err
+		}
+		steps = append(steps,
+			step{name: "(l) Traefik alone", target: tc.alone + "/d/dashboard", headers: []string{"Host: " + tc.host}},
+			step{name: "(k) Traefik -> Latchkey (forwardAuth as shipped)", target: tc.url + "/d/dashboard", headers: []string{ck, "Host: " + tc.host}, base: "(l)"})
+	}
 	// Every repeat runs the whole list, so that a case and its baseline are measured minutes
 	// apart at most and a noisy neighbour shows as a spread between repeats, not as a ratio.
 	runs := make([][]result, len(steps))
@@ -247,7 +299,21 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 		return err
 	}
 	peakRSS := procStatus(lk.Process.Pid, "VmHWM")
-	table := render(steps, runs, cps, readies[len(readies)/2], idleRSS, peakRSS, d, conns)
+	table := render(steps, runs, cps, readies[len(readies)/2], idleRSS, peakRSS, d, conns, traefikBin != "")
+	if o.scale {
+		stop(lk) // the scale part's servers take the server CPU alone
+		sr, err := runScale(scaleEnv{bin: bin, tmp: tmp, upAddr: upAddr, bareAddr: bareAddr, serverCPU: serverCPU,
+			sessions: o.sessions, logoutsPS: o.logoutRate, repeats: repeats, start: start, stop: stop, wrk: wrkScript})
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		b.WriteString(table)
+		renderScale(&b, sr, d, conns, o.logoutRate)
+		table = b.String()
+	} else {
+		table += "\nThe session state at scale (issue 17) is measured with `go run ./bench -scale`.\n"
+	}
 	fmt.Print(table)
 	if out != "" {
 		return os.WriteFile(out, []byte(table), 0o644)
@@ -256,8 +322,8 @@ func run(d time.Duration, repeats, conns int, serverCPU, loadCPU, out string) er
 }
 
 // writeConfig writes a Latchkey configuration for a server on lkAddr with its data in
-// dir/data+suffix and returns its path.
-func writeConfig(dir, suffix, lkAddr, metricsAddr, upAddr string) (string, error) {
+// dir/data+suffix, extra appended (top-level YAML sections), and returns its path.
+func writeConfig(dir, suffix, lkAddr, metricsAddr, upAddr, extra string) (string, error) {
 	_, port, _ := net.SplitHostPort(lkAddr)
 	cfgPath := filepath.Join(dir, "latchkey"+suffix+".yaml")
 	cfg := fmt.Sprintf(`data_dir: %s
@@ -276,7 +342,7 @@ metrics:
   listen: %s
 log:
   level: warn
-`, filepath.Join(dir, "data"+suffix), lkAddr, port, port, port, upAddr, metricsAddr)
+`, filepath.Join(dir, "data"+suffix), lkAddr, port, port, port, upAddr, metricsAddr) + extra
 	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
 
@@ -427,6 +493,9 @@ func parseWrk(name, out string) (result, error) {
 		if v, ok := strings.CutPrefix(line, "Non-2xx or 3xx responses:"); ok {
 			r.non2xx, _ = strconv.Atoi(strings.TrimSpace(v))
 		}
+		if v, ok := strings.CutPrefix(line, "5xx:"); ok {
+			r.fivexx, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
 	}
 	for _, m := range latencyRe.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
@@ -480,7 +549,7 @@ func median(xs []float64) float64 {
 	return ys[len(ys)/2]
 }
 
-func render(steps []step, runs [][]result, cps float64, ready time.Duration, idle, peak string, d time.Duration, conns int) string {
+func render(steps []step, runs [][]result, cps float64, ready time.Duration, idle, peak string, d time.Duration, conns int, traefik bool) string {
 	var b strings.Builder
 	repeats := len(runs[0])
 	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured by `go run ./bench` on %s, %s.\n", machine(), time.Now().UTC().Format("2006-01-02"))
@@ -526,6 +595,12 @@ func render(steps []step, runs [][]result, cps float64, ready time.Duration, idl
 		fmt.Fprintf(&b, "\nLatchkey's reverse proxy (e) against Caddy alone (j) on the same upstream: %.2fx.\n", median(rs))
 	}
 	fmt.Fprintf(&b, "(c) answers 302, which wrk counts with 2xx: its last column is 0 when every answer was the login redirect.\n")
+	if traefik {
+		fmt.Fprintf(&b, "Traefik (k, l) runs the shipped middleware's forwardAuth settings and entry point options on plain HTTP; its\n")
+		fmt.Fprintf(&b, "forwardAuth client keeps at most 2 idle connections to Latchkey (see deploy/traefik/dynamic/latchkey.yml).\n")
+	} else {
+		fmt.Fprintf(&b, "The Traefik chain is measured with `-traefik` (or LATCHKEY_TRAEFIK_BIN set).\n")
+	}
 	fmt.Fprintf(&b, "\n| other | value |\n| --- | ---: |\n")
 	fmt.Fprintf(&b, "| login ceremonies per second (begin + finish, 8 clients, ES256) | %.0f |\n", cps)
 	fmt.Fprintf(&b, "| start to ready on an existing database (median of 5) | %s |\n", ready.Round(time.Millisecond))

@@ -153,14 +153,21 @@ func setIdentity(hd http.Header, id auth.Identity) {
 	if id.User == nil {
 		return
 	}
-	// One backing array for the four values: one allocation instead of four on the hot path.
-	// The three-index slices keep an append to one header from overwriting the next.
+	// One backing array for the values: one allocation instead of four on the hot path. The
+	// three-index slices keep an append to one header from overwriting the next. An empty value
+	// (no e-mail, no display name, no groups) is not written at all: every header of the answer
+	// is copied by the server and by the proxy, and each shipped proxy removes a client's copy
+	// of these headers whether or not the answer has one (nginx's proxy_set_header, the
+	// Caddyfile's request_header lines, Traefik's authResponseHeaders, our own reverse proxy).
 	v := &[4]string{id.User.Name, id.User.Email, id.User.DisplayName, id.User.GroupsHeader}
-	hd["Remote-User"] = v[0:1:1]
-	hd["Remote-Email"] = v[1:2:2]
-	hd["Remote-Name"] = v[2:3:3]
-	hd["Remote-Groups"] = v[3:4:4]
+	for i, k := range identityHeaderNames {
+		if v[i] != "" {
+			hd[k] = v[i : i+1 : i+1]
+		}
+	}
 }
+
+var identityHeaderNames = [4]string{"Remote-User", "Remote-Email", "Remote-Name", "Remote-Groups"}
 
 // forwardedHeaders are the headers that describe another request; only trusted proxies may send them.
 var forwardedHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Uri",
@@ -462,15 +469,29 @@ func writeUnavailable(h *Handler, w http.ResponseWriter, r *http.Request, t *tar
 // loginLocation is the login page's address with the original URL as rd: the login page of the
 // portal of the target host's domain, whose cookie the browser must get (issue 23).
 func (h *Handler) loginLocation(t *target, stepUp bool) string {
-	q := url.Values{"rd": {t.originalURL()}}
-	if stepUp {
-		q.Set("stepup", "1")
-	}
 	login := h.loginURL
 	if h.severalDomains {
 		login = h.auth.PortalFor(t.host) + "/.latchkey/login"
 	}
-	return login + "?" + q.Encode()
+	// The same bytes as url.Values{"rd": ..., "stepup": "1"}.Encode(), without building a map and
+	// escaping the scheme every time: its escaped form is a constant.
+	var b strings.Builder
+	b.Grow(len(login) + 16 + 3*(len(t.host)+len(t.uri))/2)
+	b.WriteString(login)
+	b.WriteString("?rd=")
+	switch t.scheme {
+	case "https":
+		b.WriteString("https%3A%2F%2F")
+	case "http":
+		b.WriteString("http%3A%2F%2F")
+	default:
+		b.WriteString(url.QueryEscape(t.scheme + "://"))
+	}
+	b.WriteString(url.QueryEscape(t.host + t.uri))
+	if stepUp {
+		b.WriteString("&stepup=1")
+	}
+	return b.String()
 }
 
 func forbidMessage(d Decision) string {

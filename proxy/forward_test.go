@@ -413,6 +413,30 @@ func BenchmarkForwardAuthValidCookie(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardAuthLoginRedirect measures the first answer every browser gets: no session, a
+// navigation with a browser's Accept header, a 302 to the login page with rd.
+func BenchmarkForwardAuthLoginRedirect(b *testing.B) {
+	env := lktest.New(b, lktest.Config{DefaultPolicy: "deny", Rules: decisionRules})
+	req := httptest.NewRequest("GET", "/.latchkey/auth/forward", nil)
+	req.RemoteAddr = trustedPeer
+	req.Header = forwardHeaders("GET", "app.example.com", "/dash/panel?x=1&from=now-6h", "198.51.100.7", "theme=dark")
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	w := httptest.NewRecorder()
+	env.Handler.ServeHTTP(w, req)
+	if w.Code != http.StatusFound {
+		b.Fatalf("not a login redirect: %d", w.Code)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		env.Handler.ServeHTTP(w, req)
+		if w.Code != http.StatusFound {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
 // hostileEnv has the rules of HOSTILE.md: admin.example.com for admins, a public bypass path,
 // a LAN bypass, default deny; alice is signed in and not an admin.
 func hostileEnv(t *testing.T) (*lktest.Env, string) {

@@ -19,15 +19,6 @@ type upstream struct {
 	proxy *httputil.ReverseProxy
 }
 
-// identityKey is where serveUpstream hands the decision and the judged path to the Rewrite hook.
-type identityKey struct{}
-
-// forwarded is what serveUpstream decided about a request it proxies.
-type forwarded struct {
-	d    Decision
-	path string // normalised, as the rules saw it
-}
-
 func (h *Handler) newUpstream(rt Route) *upstream {
 	transport := &http.Transport{
 		Proxy:                 nil, // never through an environment proxy
@@ -44,25 +35,13 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 	u.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		// Rewrite (not Director): the standard library drops the client's X-Forwarded-* and
-		// hop-by-hop headers before this runs.
+		// hop-by-hop headers before this runs. The identity, cookie, token and path work was
+		// done once on the request being forwarded (prepareUpstream), before the library
+		// cloned it into pr.Out.
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if fw, ok := pr.In.Context().Value(identityKey{}).(*forwarded); ok {
-				// The upstream gets the path the rules judged, in its normalised form, so
-				// that it cannot read "/public/%2e%2e/admin" or "//admin/" differently
-				// (issue 16). The query is passed as it came.
-				pr.Out.URL.Path, pr.Out.URL.RawPath = fw.path, ""
-			}
 			pr.SetURL(rt.Upstream)
 			pr.Out.Host = pr.In.Host // dashboards build links from the Host they were asked for
 			h.setForwarded(pr)
-			scrubIdentity(pr.Out.Header)
-			removeCookie(pr.Out, h.opts.CookieName)
-			// A Latchkey token never reaches the upstream, whatever the decision: also one that
-			// is revoked, or valid for other hosts only, on a bypass path (issue 16).
-			removeLatchkeyBearer(pr.Out.Header)
-			if fw, ok := pr.In.Context().Value(identityKey{}).(*forwarded); ok {
-				setIdentity(pr.Out.Header, fw.d.Identity)
-			}
 		},
 		// No periodic flush: the standard library already flushes responses without a length
 		// (server-sent events, streaming) as they come, and a flush timer on every other response
@@ -83,9 +62,11 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 				status = http.StatusGatewayTimeout
 				msg = app + " took too long to answer. Latchkey let you through; the application itself is slow or stuck. Try again in a moment."
 			}
+			// The error handler sees the outgoing request, which no longer carries the session
+			// cookie; the decision's identity travels with the response writer.
 			var id auth.Identity
-			if fw, ok := r.Context().Value(identityKey{}).(*forwarded); ok {
-				id = fw.d.Identity
+			if rec, ok := w.(*statusRecorder); ok {
+				id = rec.id
 			}
 			h.auth.ErrorPageAs(w, id, status, msg)
 		},
@@ -95,6 +76,20 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 		},
 	}
 	return u
+}
+
+// prepareUpstream does, once and on the request itself, everything the upstream must and must not
+// see (the ReverseProxy then clones it): the path the rules judged, in its normalised form, so
+// that the upstream cannot read "/public/%2e%2e/admin" or "//admin/" differently (issue 16), the
+// query as it came; no client copy of an identity header in any spelling; no session cookie; no
+// Latchkey API token, whatever the decision (also one that is revoked, or valid for other hosts
+// only, on a bypass path); and the identity Latchkey found.
+func (h *Handler) prepareUpstream(r *http.Request, path string, id auth.Identity) {
+	r.URL.Path, r.URL.RawPath = path, ""
+	scrubIdentity(r.Header)
+	removeCookie(r, h.opts.CookieName)
+	removeLatchkeyBearer(r.Header)
+	setIdentity(r.Header, id)
 }
 
 // varyOnCookie keeps a shared cache in front of Latchkey from serving one user's page to another:
@@ -281,11 +276,11 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.opts.Metrics.Authz("proxy", "allowed", time.Since(start))
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusRecorder{ResponseWriter: w, id: d.Identity}
 	r = h.rollDeadlines(rec, r)
-	ctx := context.WithValue(r.Context(), identityKey{}, &forwarded{d: d, path: t.path})
+	h.prepareUpstream(r, t.path, d.Identity)
 	upstreamStart := time.Now() // the upstream histogram excludes the access check
-	up.proxy.ServeHTTP(rec, r.WithContext(ctx))
+	up.proxy.ServeHTTP(rec, r)
 	h.opts.Metrics.Upstream(up.name, rec.status, time.Since(upstreamStart))
 }
 
@@ -359,6 +354,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // Flush and Hijack keep working through Unwrap.
 type statusRecorder struct {
 	http.ResponseWriter
+	id     auth.Identity // the decision's, for the error page
 	status int
 	rc     *http.ResponseController // nil: no write deadline to move
 	idle   time.Duration
