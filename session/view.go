@@ -516,23 +516,29 @@ func (v *View) noteStale() {
 	}
 }
 
-// fetch asks the store about a session the view does not know, at most once per interval.
+// fetch asks the store about a session the view does not know, at most once per interval: the
+// question is shared by concurrent askers, and its "no" is remembered (inside the shared question,
+// so that an asker arriving just after it finds the answer instead of asking again).
 func (v *View) fetch(ctx context.Context, sid ID) bool {
 	now := v.o.Clock().UnixNano()
-	v.missMu.Lock()
-	at, seen := v.miss[sid]
-	v.missMu.Unlock()
-	if seen && now-at < int64(v.o.PollInterval) {
+	if v.missedSince(sid, now) {
 		return false
 	}
 	err := v.fl.do(sid, func() error {
+		if v.missedSince(sid, now) {
+			return nil
+		}
 		r, err := v.st.ReadSession(ctx, EncodeID(sid))
 		if err != nil {
+			v.noteMiss(sid, now)
 			return err
 		}
 		v.hook("fetch")
 		if r.Found {
 			v.applySession(r, r.Session.ID)
+		}
+		if e, u, _ := v.lookup(sid); e == nil || e.dead || u == nil {
+			v.noteMiss(sid, now)
 		}
 		return nil
 	})
@@ -540,16 +546,25 @@ func (v *View) fetch(ctx context.Context, sid ID) bool {
 		v.m.StoreError("fetch")
 		v.log.Warn("session lookup failed", "err", err)
 	}
-	if e, u, _ := v.lookup(sid); e != nil && !e.dead && u != nil {
-		return true
-	}
+	e, u, _ := v.lookup(sid)
+	return e != nil && !e.dead && u != nil
+}
+
+// missedSince reports whether sid was asked about within the interval before now.
+func (v *View) missedSince(sid ID, now int64) bool {
+	v.missMu.Lock()
+	at, seen := v.miss[sid]
+	v.missMu.Unlock()
+	return seen && now-at < int64(v.o.PollInterval)
+}
+
+func (v *View) noteMiss(sid ID, now int64) {
 	v.missMu.Lock()
 	if len(v.miss) >= maxMiss {
 		clear(v.miss)
 	}
 	v.miss[sid] = now
 	v.missMu.Unlock()
-	return false
 }
 
 // seenElsewhere asks the store whether another replica saw an idle session more recently, at most

@@ -388,3 +388,43 @@ func TestRevocationCostIsTheChange(t *testing.T) {
 		t.Fatalf("the revocation cost reads %v, want one change re-read", reads)
 	}
 }
+
+// TestConcurrentAskersShareOneRead: many checks of one unknown cookie at once cost one store read;
+// the first read is held until the others have queued behind it or found its answer.
+func TestConcurrentAskersShareOneRead(t *testing.T) {
+	f := newFixture(t)
+	v := f.view()
+	var mu sync.Mutex
+	reads := 0
+	first := make(chan struct{})
+	release := make(chan struct{})
+	v.hookRead = func(k string) {
+		if k != "fetch" {
+			return
+		}
+		mu.Lock()
+		reads++
+		n := reads
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+	}
+	id, _ := NewID()
+	var wg sync.WaitGroup
+	wg.Go(func() { v.Check(f.ctx, id, f.now.Now()) })
+	<-first
+	for range 20 {
+		wg.Go(func() {
+			if _, r := v.Check(f.ctx, id, f.now.Now()); r != Refused {
+				t.Errorf("an unknown session: %d", r)
+			}
+		})
+	}
+	close(release)
+	wg.Wait()
+	if reads != 1 {
+		t.Fatalf("21 concurrent checks of one unknown cookie cost %d reads, want 1", reads)
+	}
+}

@@ -460,9 +460,9 @@ func TestReplicas(t *testing.T) {
 		cookie := br.cookies["latchkey_session"]
 		br.must(a, http.MethodPost, "/.latchkey/logout", []byte("{}"), http.StatusOK)
 		br.cookies["latchkey_session"] = cookie // a stolen copy of the cookie must stop working too
-		// Issue 17: a revocation travels as a delta within one poll (1 s), plus the check's own
-		// round trip.
-		took := br.refusedWithin(b, time.Second+500*time.Millisecond)
+		// Issue 17: a revocation travels as a delta within one poll (1 s; about 0.9 s measured);
+		// the bound leaves room for a loaded test machine, far below the old 5 s contract.
+		took := br.refusedWithin(b, 2*time.Second)
 		t.Logf("revocation on A enforced by B after %s", took.Round(time.Millisecond))
 		br.mustForward(a, http.StatusUnauthorized)
 		// The admin's other session is untouched.
