@@ -3,6 +3,11 @@
 // httputil.ReverseProxy, with the servers pinned to one CPU and wrk to another. It also measures
 // login ceremonies per second, start-to-ready time, and resident memory, and writes the table to
 // BENCHMARKS.md. Run it from the repository root: go run ./bench
+//
+// -traefik adds the Traefik chain (the binary from scripts/traefik-prepare, or LATCHKEY_TRAEFIK_BIN);
+// -scale adds the session state at scale (see scale.go), a second table. Both: about 10 more minutes.
+//
+//	go run ./bench -scale -traefik -repeats 3
 package main
 
 import (

@@ -508,13 +508,14 @@ type goBench struct {
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([0-9.]+) ns/op(.*)$`)
 
-// goBenchmarks runs the session package's benchmarks: the check at 1k and 100k sessions and the
-// cost of revocations with as many iterations as the smallest benchmark has sessions, the full
-// load of 100k sessions three times.
+// goBenchmarks runs the session package's benchmarks: the check at 1k and 100k sessions and one
+// revocation applied by the view, 100k iterations; revocations through the store with as many
+// iterations as the smallest benchmark has sessions; the full load of 100k sessions three times.
 func goBenchmarks() ([]goBench, error) {
 	var out []goBench
 	for _, args := range [][]string{
-		{"-bench", "Check|Revoke|Apply", "-benchtime", "1000x"},
+		{"-bench", "Check|Apply", "-benchtime", "100000x"},
+		{"-bench", "Revoke", "-benchtime", "1000x"},
 		{"-bench", "Load", "-benchtime", "3x"},
 	} {
 		cmd := exec.Command("go", append([]string{"test", "./session/", "-run", "^$", "-benchmem"}, args...)...)
@@ -642,10 +643,10 @@ func renderScale(b *strings.Builder, r *scaleResults, d time.Duration, conns, lo
 				z.sessions, a.sessions, float64(z.ready)/float64(a.ready), z.rssMB/a.rssMB)
 		}
 	}
-	fmt.Fprintf(b, "\n### Go benchmarks\n\n`go test ./session/ -run '^$' -benchmem -bench 'Check|Revoke|Apply' -benchtime 1000x` and `-bench Load -benchtime 3x`\n")
-	fmt.Fprintf(b, "(in-process: the check with random cookies among all sessions, a revocation by another process applied by the view's\n")
-	fmt.Fprintf(b, "catch-up, the view's own work for one revocation, a full load). 1000 iterations: the 1k revocation benchmark cannot\n")
-	fmt.Fprintf(b, "revoke more sessions than it has.\n\n")
+	fmt.Fprintf(b, "\n### Go benchmarks\n\n`go test ./session/ -run '^$' -benchmem` with `-bench 'Check|Apply' -benchtime 100000x`, `-bench Revoke -benchtime 1000x`\n")
+	fmt.Fprintf(b, "(the 1k revocation benchmark cannot revoke more sessions than it has) and `-bench Load -benchtime 3x`: in-process, the\n")
+	fmt.Fprintf(b, "check with random cookies among all sessions, a revocation by another process applied by the view's catch-up (store\n")
+	fmt.Fprintf(b, "write, change poll, re-read of one session), the view's own work for one revocation, a full load.\n\n")
 	if r.gobenchErr != "" {
 		fmt.Fprintf(b, "The benchmarks failed: %s\n\n", strings.SplitN(r.gobenchErr, "\n", 2)[0])
 	}
@@ -657,7 +658,8 @@ func renderScale(b *strings.Builder, r *scaleResults, d time.Duration, conns, lo
 		fmt.Fprintf(b, "| %s | %.0f | %s |\n", g.name, g.nsPerOp, g.extra)
 	}
 	if c1, c100 := byName["BenchmarkCheck1kSessions"], byName["BenchmarkCheck100kSessions"]; c1 > 0 && c100 > 0 {
-		fmt.Fprintf(b, "\nThe check at 100k sessions runs at %.2fx the rate of the check at 1k (target >= 0.8x); one revocation applied by the view at 100k: %s (target <= 1ms).\n",
+		fmt.Fprintf(b, "\nIn-process, the check at 100k sessions runs at %.2fx the rate of the check at 1k (the issue's 0.8x target is forward auth\n"+
+			"through HTTP: (s4) against (s3) above); the view's own work for one revocation at 100k sessions: %s (target <= 1ms of CPU).\n",
 			c1/c100, time.Duration(byName["BenchmarkApplyRevocation100k"]).Round(10*time.Nanosecond))
 	}
 }

@@ -1,41 +1,17 @@
 package store_test
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/latchkeyhq/latchkey/internal/lktest"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
 // TestOIDCStore runs the OpenID Provider's storage against every backend (issue 22).
 func TestOIDCStore(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			if b.name == "postgres" {
-				srv := lktest.StartPostgres(t)
-				b.fresh = func(t *testing.T) database {
-					dsn := srv.NewDatabase(t)
-					return database{open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
-						return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
-					}, raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) }}
-				}
-			}
-			ctx := context.Background()
-			clk := newClock()
-			db := b.fresh(t)
-			st, err := db.open(ctx, clk.Now)
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			t.Cleanup(func() { st.Close() })
-			testOIDC(&env{t: t, ctx: ctx, st: st, clock: clk, open: db.open, db: db})
-		})
-	}
+	eachBackend(t, testOIDC)
 }
 
 func testOIDC(e *env) {

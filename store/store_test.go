@@ -168,21 +168,46 @@ func hash(s string) []byte {
 	return h[:]
 }
 
+// postgresFresh makes a fresh database on srv for each call.
+func postgresFresh(srv *lktest.PGServer) func(t *testing.T) database {
+	return func(t *testing.T) database {
+		dsn := srv.NewDatabase(t)
+		return database{
+			open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
+				return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
+			},
+			raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) },
+		}
+	}
+}
+
+// eachBackend runs fn on a fresh store of every backend: SQLite, and a real PostgreSQL started
+// for the run.
+func eachBackend(t *testing.T, fn func(e *env)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			if b.name == "postgres" {
+				b.fresh = postgresFresh(lktest.StartPostgres(t))
+			}
+			ctx := context.Background()
+			clk := newClock()
+			db := b.fresh(t)
+			st, err := db.open(ctx, clk.Now)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			t.Cleanup(func() { st.Close() })
+			fn(&env{t: t, ctx: ctx, st: st, clock: clk, open: db.open, db: db, fresh: func() database { return b.fresh(t) }})
+		})
+	}
+}
+
 // TestStore runs the one store suite against every backend.
 func TestStore(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			if b.name == "postgres" {
-				srv := lktest.StartPostgres(t)
-				b.fresh = func(t *testing.T) database {
-					dsn := srv.NewDatabase(t)
-					return database{
-						open: func(ctx context.Context, now func() time.Time) (*store.Store, error) {
-							return store.OpenPostgres(ctx, dsn, store.Options{Now: now})
-						},
-						raw: func() (*sql.DB, error) { return sql.Open("pgx", dsn) },
-					}
-				}
+				b.fresh = postgresFresh(lktest.StartPostgres(t))
 			}
 			for _, c := range suite {
 				t.Run(c.name, func(t *testing.T) {
