@@ -39,94 +39,6 @@ func identityRules(trapPort string) []proxy.RuleConfig {
 	)
 }
 
-// What a variant must lead to.
-const (
-	wantServe   = "serve"   // 200, and exactly the intended site's upstream got it, at the intended path
-	wantDeny403 = "deny403" // Latchkey's deny rule answered: 403, and no upstream got anything
-	wantRefuse  = "refuse"  // no upstream got anything (the proxy or Latchkey refused it somehow)
-	wantMaybe   = "maybe"   // refused, or served as for serve; never served anywhere else
-)
-
-type identityCase struct {
-	name string
-	// raw is the request head without the final blank line; "{P}" is the port the proxy
-	// listens on. "Connection: close" is added.
-	raw  string
-	want string
-	site string // app or public: the site the request names (request line before Host)
-	path string // the normalised path it names
-}
-
-// identityCases is the table of host and path variants.
-func identityCases() []identityCase {
-	const (
-		app = "app.example.com:{P}"
-		pub = "public.example.com:{P}"
-	)
-	get := func(uri, host string) string { return "GET " + uri + " HTTP/1.1\r\nHost: " + host }
-	return []identityCase{
-		// Host identity.
-		{"app open path", get("/x", app), wantServe, "app", "/x"},
-		{"app admin denied", get("/admin/x", app), wantDeny403, "app", "/admin/x"},
-		{"public admin open", get("/admin/x", pub), wantServe, "public", "/admin/x"},
-		{"host letter case", get("/admin/x", "APP.Example.COM:{P}"), wantDeny403, "app", "/admin/x"},
-		{"host letter case open path", get("/x", "APP.Example.COM:{P}"), wantServe, "app", "/x"},
-		{"host trailing dot", get("/admin/x", "app.example.com.:{P}"), wantRefuse, "app", "/admin/x"},
-		{"host trailing dot open path", get("/x", "app.example.com.:{P}"), wantMaybe, "app", "/x"},
-		{"host without port", get("/admin/x", "app.example.com"), wantDeny403, "app", "/admin/x"},
-		{"host with another port (trap rule)", get("/admin/x", "app.example.com:1"), wantDeny403, "app", "/admin/x"},
-		{"host with port and leading zero", get("/admin/x", "app.example.com:0{P}"), wantRefuse, "app", "/admin/x"},
-		{"public with another port", get("/admin/x", "public.example.com:1"), wantServe, "public", "/admin/x"},
-		{"absolute URI with another port (trap rule)", get("http://app.example.com:1/admin/x", pub), wantDeny403, "app", "/admin/x"},
-		{"client X-Forwarded-Port (trap rule)", get("/admin/x", app) + "\r\nX-Forwarded-Port: 1", wantDeny403, "app", "/admin/x"},
-		{"client X-Forwarded-Host", get("/admin/x", app) + "\r\nX-Forwarded-Host: public.example.com:{P}", wantDeny403, "app", "/admin/x"},
-		{"client X-Original-URL", get("/admin/x", app) + "\r\nX-Original-URL: http://public.example.com:{P}/admin/x", wantRefuse, "app", "/admin/x"},
-		{"absolute URI names app, Host names public", get("http://app.example.com:{P}/admin/x", pub), wantDeny403, "app", "/admin/x"},
-		{"absolute URI names public, Host names app", get("http://public.example.com:{P}/admin/x", app), wantServe, "public", "/admin/x"},
-		{"absolute URI without port", get("http://app.example.com/admin/x", pub), wantDeny403, "app", "/admin/x"},
-		{"absolute URI upper case", get("http://APP.example.com:{P}/admin/x", pub), wantDeny403, "app", "/admin/x"},
-		{"absolute URI trailing dot", get("http://app.example.com.:{P}/admin/x", pub), wantRefuse, "app", "/admin/x"},
-		{"absolute URI https on plain port", get("https://app.example.com:{P}/admin/x", pub), wantRefuse, "app", "/admin/x"},
-		{"absolute URI with userinfo", get("http://public.example.com@app.example.com:{P}/admin/x", pub), wantRefuse, "app", "/admin/x"},
-		{"two Host headers", get("/admin/x", pub) + "\r\nHost: " + app, wantRefuse, "app", "/admin/x"},
-		{"two Host headers, app first", get("/admin/x", app) + "\r\nHost: " + pub, wantRefuse, "app", "/admin/x"},
-		{"Host list", get("/admin/x", pub+", "+app), wantRefuse, "app", "/admin/x"},
-		{"no Host, HTTP/1.1", "GET /admin/x HTTP/1.1", wantRefuse, "app", "/admin/x"},
-		{"no Host, HTTP/1.0", "GET /admin/x HTTP/1.0", wantRefuse, "app", "/admin/x"},
-		{"percent-encoded host", get("/admin/x", "%61pp.example.com:{P}"), wantRefuse, "app", "/admin/x"},
-		{"unicode host", get("/admin/x", "\u0430pp.example.com:{P}"), wantRefuse, "app", "/admin/x"},
-		{"punycode host", get("/admin/x", "xn--pp-8kc.example.com:{P}"), wantRefuse, "app", "/admin/x"},
-		{"userinfo in Host", get("/admin/x", "public.example.com@app.example.com:{P}"), wantRefuse, "app", "/admin/x"},
-		{"IP literal host", get("/admin/x", "127.0.0.1:{P}"), wantRefuse, "app", "/admin/x"},
-
-		// Path identity: every spelling of the directory /admin/ is the directory.
-		{"directory itself", get("/admin/", app), wantDeny403, "app", "/admin/"},
-		{"directory without slash is another path", get("/admin", app), wantServe, "app", "/admin"},
-		{"double slash first", get("//admin/", app), wantDeny403, "app", "/admin/"},
-		{"dot segment first", get("/./admin/", app), wantDeny403, "app", "/admin/"},
-		{"parent segment first", get("/x/../admin/", app), wantDeny403, "app", "/admin/"},
-		{"encoded letter", get("/%61dmin/", app), wantDeny403, "app", "/admin/"},
-		{"encoded letters upper hex", get("/%41%44MIN/", app), wantServe, "app", "/ADMIN/"},
-		{"double slash inside", get("/admin//x", app), wantDeny403, "app", "/admin/x"},
-		{"trailing double slash", get("/admin//", app), wantDeny403, "app", "/admin/"},
-		{"parent of a child", get("/admin/x/..", app), wantDeny403, "app", "/admin/"},
-		{"encoded dot segment", get("/admin/%2e/", app), wantDeny403, "app", "/admin/"},
-		{"encoded parent segment", get("/x/%2e%2e/admin/", app), wantDeny403, "app", "/admin/"},
-		{"mixed encoded parent", get("/admin/.%2e/admin/", app), wantDeny403, "app", "/admin/"},
-		{"above the root", get("/../admin/", app), wantMaybe, "app", "/admin/"},
-		{"query is not path", get("/admin/?next=/x", app), wantDeny403, "app", "/admin/"},
-		{"path in query", get("/x?/admin/", app), wantServe, "app", "/x"},
-		{"letter case is another path", get("/ADMIN/", app), wantServe, "app", "/ADMIN/"},
-		{"encoded slash", get("/admin%2Fx", app), wantRefuse, "app", "/admin/x"},
-		{"encoded slash after parent", get("/x/..%2fadmin/", app), wantRefuse, "app", "/admin/"},
-		{"path parameter", get("/admin;x/", app), wantRefuse, "app", "/admin/"},
-		{"backslash", get("/admin\\x/", app), wantRefuse, "app", "/admin/"},
-		{"encoded backslash", get("/admin%5Cx/", app), wantRefuse, "app", "/admin/"},
-		{"encoded NUL", get("/admin/%00", app), wantRefuse, "app", "/admin/"},
-		{"double encoding", get("/%2561dmin/", app), wantRefuse, "app", "/admin/"},
-	}
-}
-
 // rawExchange writes req on a new connection to addr and reads one response. Status 0 means
 // the server closed the connection without answering (nginx's 444).
 func rawExchange(t *testing.T, addr, req string) (int, string) {
@@ -163,15 +75,15 @@ func siteName(host string) string {
 func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo, skip map[string]string, exactPath bool, logs func() string) {
 	_, port, _ := net.SplitHostPort(addr)
 	served := 0
-	for _, tc := range identityCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			if why, ok := skip[tc.name]; ok {
+	for _, tc := range lktest.IdentityCases(lktest.IdentitySites{App: "app", Public: "public", AppPercent: "%61pp", AppUnicode: "\u0430pp", AppPunycode: "xn--pp-8kc"}) {
+		t.Run(tc.Name, func(t *testing.T) {
+			if why, ok := skip[tc.Name]; ok {
 				t.Skip(why)
 			}
 			for _, e := range echoes {
 				e.Reset()
 			}
-			req := strings.ReplaceAll(tc.raw, "{P}", port) + "\r\nConnection: close\r\n\r\n"
+			req := strings.ReplaceAll(tc.Raw, "{P}", port) + "\r\nConnection: close\r\n\r\n"
 			status, body := rawExchange(t, addr, req)
 			var got []string
 			for name, e := range echoes {
@@ -185,12 +97,12 @@ func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo,
 					append([]any{req}, append(args, status, got, body, logs())...)...)
 			}
 			if len(got) == 0 {
-				switch tc.want {
-				case wantServe:
-					fail("want it served by %s at %s", tc.site, tc.path)
-				case wantDeny403:
+				switch tc.Want {
+				case lktest.WantServe:
+					fail("want it served by %s at %s", tc.Site, tc.Path)
+				case lktest.WantDeny403:
 					if status != http.StatusForbidden {
-						fail("want Latchkey's 403 for %s%s", tc.site, tc.path)
+						fail("want Latchkey's 403 for %s%s", tc.Site, tc.Path)
 					}
 				}
 				if status == http.StatusOK && body != "" {
@@ -200,23 +112,23 @@ func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo,
 			}
 			// Something was served: it must be the site and path the request names, and the
 			// rules must open them.
-			if tc.want == wantDeny403 || tc.want == wantRefuse {
+			if tc.Want == lktest.WantDeny403 || tc.Want == lktest.WantRefuse {
 				fail("want nothing served")
 			}
-			if len(got) != 1 || len(echoes[tc.site].Requests()) != 1 {
-				fail("want exactly one request, at %s", tc.site)
+			if len(got) != 1 || len(echoes[tc.Site].Requests()) != 1 {
+				fail("want exactly one request, at %s", tc.Site)
 			}
-			r := echoes[tc.site].Requests()[0]
+			r := echoes[tc.Site].Requests()[0]
 			rawPath, _, _ := strings.Cut(r.URI, "?")
 			p, err := proxy.NormalizePath(rawPath)
-			if err != nil || p != tc.path {
-				fail("the upstream was sent %q, which is %q (%v), not the path judged, %q", r.URI, p, err, tc.path)
+			if err != nil || p != tc.Path {
+				fail("the upstream was sent %q, which is %q (%v), not the path judged, %q", r.URI, p, err, tc.Path)
 			}
-			if exactPath && rawPath != tc.path {
-				fail("the upstream was sent %q, not the normalised path %q", r.URI, tc.path)
+			if exactPath && rawPath != tc.Path {
+				fail("the upstream was sent %q, not the normalised path %q", r.URI, tc.Path)
 			}
-			if siteName(r.Host) != tc.site+".example.com" {
-				fail("the upstream got Host %q, not %s.example.com", r.Host, tc.site)
+			if siteName(r.Host) != tc.Site+".example.com" {
+				fail("the upstream got Host %q, not %s.example.com", r.Host, tc.Site)
 			}
 			if status != http.StatusOK {
 				fail("status %d", status)
