@@ -113,6 +113,9 @@ type options struct {
 
 func run(o options) error {
 	d, repeats, conns, serverCPU, loadCPU, out := o.d, o.repeats, o.conns, o.serverCPU, o.loadCPU, o.out
+	if o.scale && (o.sessions < 2 || o.logoutRate < 1) {
+		return errors.New("-scale needs -sessions of at least 2 and a -logout-rate of at least 1")
+	}
 	traefikBin, err := traefikBinary(o.traefik)
 	if err != nil {
 		return err
