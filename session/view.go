@@ -362,10 +362,19 @@ func (v *View) Fresh() bool { return v.Age() <= v.o.MaxStaleness }
 func (v *View) CatchUp(ctx context.Context) error {
 	v.catchUp.Lock()
 	defer v.catchUp.Unlock()
+	// pendingStart/pendingHead: the first read of this catch-up and the head it saw. Once the
+	// cursor reaches that head, everything committed before that read is applied, so the view is
+	// confirmed as of then, even while more changes keep arriving: under a sustained stream of
+	// writes (a burst of logins) the view must not call itself stale just for being busy.
+	var pendingStart time.Time
+	pendingHead := int64(-1)
 	for {
 		start := v.o.Clock()
 		since := v.cursor.Load()
 		changes, head, err := v.st.Changes(ctx, since, 500)
+		if err == nil && pendingHead < 0 {
+			pendingStart, pendingHead = start, head
+		}
 		if errors.Is(err, store.ErrChangesPruned) {
 			v.log.Warn("change log pruned past the view; loading everything", "since", since, "head", head)
 			return v.Load(ctx)
@@ -386,6 +395,10 @@ func (v *View) CatchUp(ctx context.Context) error {
 			v.confirm(start)
 			return nil
 		}
+		if v.cursor.Load() >= pendingHead {
+			v.confirm(pendingStart)
+			pendingStart, pendingHead = start, head
+		}
 	}
 }
 
@@ -393,6 +406,11 @@ func (v *View) CatchUp(ctx context.Context) error {
 func (v *View) apply(ctx context.Context, c store.Change) error {
 	switch c.Kind {
 	case store.ChangeSession:
+		if v.holds(c.Ref, c.Rev) {
+			// This process applied the change when it made it (Add with the revision the store
+			// returned): nothing to re-read. A login burst costs no read per login.
+			return nil
+		}
 		r, err := v.st.ReadSession(ctx, c.Ref)
 		if err != nil {
 			return err
@@ -440,6 +458,19 @@ func (v *View) applySession(r store.SessionRead, sid string) {
 	}
 	v.putSession(r.Session, r.Rev)
 	v.putUser(r.User, r.UserFound, r.Session.UserID, r.Rev)
+}
+
+// holds reports whether the view already has session sid at revision rev or later.
+func (v *View) holds(sid string, rev int64) bool {
+	id, ok := DecodeID(sid)
+	if !ok {
+		return false
+	}
+	sh := v.shard(id)
+	sh.mu.RLock()
+	e := sh.m[id]
+	sh.mu.RUnlock()
+	return e != nil && e.rev >= rev
 }
 
 // Add inserts a session this process just created at revision rev (as the store returned it),
@@ -670,6 +701,11 @@ func (v *View) Flush(ctx context.Context) error {
 	nowMS := v.o.Now().UnixMilli()
 	seen := map[string]time.Time{}
 	used := map[string]time.Time{}
+	type mark struct {
+		at *atomic.Int64
+		to int64
+	}
+	var sessionMarks, tokenMarks []mark
 	for i := range v.sessions {
 		sh := &v.sessions[i]
 		sh.mu.Lock()
@@ -680,7 +716,7 @@ func (v *View) Flush(ctx context.Context) error {
 			}
 			if ls := e.lastSeen.Load(); !e.dead && ls > e.flushed.Load() {
 				seen[e.id] = time.UnixMilli(ls)
-				e.flushed.Store(ls)
+				sessionMarks = append(sessionMarks, mark{&e.flushed, ls})
 			}
 		}
 		sh.mu.Unlock()
@@ -694,18 +730,28 @@ func (v *View) Flush(ctx context.Context) error {
 		}
 		if lu := te.lastUsed.Load(); !te.dead && lu > te.flushed.Load() {
 			used[te.id] = time.UnixMilli(lu)
-			te.flushed.Store(lu)
+			tokenMarks = append(tokenMarks, mark{&te.flushed, lu})
 		}
 	}
 	v.tmu.Unlock()
+	// A time counts as written only once the store took it, so that a failed write (a timeout,
+	// an outage) is tried again at the next flush instead of being lost.
 	var errs []error
 	if err := v.st.TouchSessions(ctx, seen); err != nil {
 		v.m.StoreError("touch_sessions")
 		errs = append(errs, err)
+	} else {
+		for _, m := range sessionMarks {
+			m.at.Store(m.to)
+		}
 	}
 	if err := v.st.TouchTokens(ctx, used); err != nil {
 		v.m.StoreError("touch_tokens")
 		errs = append(errs, err)
+	} else {
+		for _, m := range tokenMarks {
+			m.at.Store(m.to)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -714,12 +760,31 @@ func (v *View) Flush(ctx context.Context) error {
 // and flushes last-seen times every flush interval. It returns after a final flush, which it
 // makes with a fresh bounded context, so the caller must close the store only after Run returned.
 func (v *View) Run(ctx context.Context) {
+	// The last-seen flush is a write of every session seen since the last one; it runs beside
+	// the change poll, not in its loop, so that a slow write (the store's write lock held by a
+	// burst of logins) never delays the poll that keeps the view confirmed.
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		tick := time.NewTicker(v.o.FlushInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := v.Flush(ctx); err != nil && ctx.Err() == nil {
+				v.log.Warn("writing session last-seen times failed", "err", err)
+			}
+		}
+	}()
 	tick := time.NewTicker(v.o.PollInterval)
 	defer tick.Stop()
-	lastFlush := v.o.Clock()
 	for {
 		select {
 		case <-ctx.Done():
+			<-flushed
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := v.Flush(fctx); err != nil {
 				v.log.Warn("final write of session last-seen times failed", "err", err)
@@ -733,12 +798,6 @@ func (v *View) Run(ctx context.Context) {
 				v.log.Warn("session view: store change poll failed", "err", err)
 			} else {
 				v.noteStale()
-			}
-		}
-		if v.o.Clock().Sub(lastFlush) >= v.o.FlushInterval {
-			lastFlush = v.o.Clock()
-			if err := v.Flush(ctx); err != nil && ctx.Err() == nil {
-				v.log.Warn("writing session last-seen times failed", "err", err)
 			}
 		}
 	}

@@ -428,3 +428,37 @@ func TestConcurrentAskersShareOneRead(t *testing.T) {
 		t.Fatalf("21 concurrent checks of one unknown cookie cost %d reads, want 1", reads)
 	}
 }
+
+// TestOwnSessionsCostNoReads: sessions this process made (Add with the store's revision) come
+// back through the change log without a re-read each, so a burst of logins costs the view no
+// store reads and cannot push it past its staleness bound; another process's sessions are read.
+func TestOwnSessionsCostNoReads(t *testing.T) {
+	f := newFixture(t)
+	u := f.user(f.st, "burst")
+	v := f.view()
+	var reads []string
+	v.hookRead = func(k string) { reads = append(reads, k) }
+	var ids []ID
+	for range 300 {
+		id, row, rev := f.session(f.st, u.ID)
+		v.Add(row, rev)
+		ids = append(ids, id)
+	}
+	if err := v.CatchUp(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 0 {
+		t.Fatalf("300 own sessions cost %d re-reads (%v), want none", len(reads), reads[:min(3, len(reads))])
+	}
+	for _, id := range ids {
+		f.expect(v, id, Allowed, "an own session after the poll")
+	}
+	other, _, _ := f.session(f.other, u.ID)
+	if err := v.CatchUp(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 1 {
+		t.Fatalf("a session made by another process cost %d reads, want 1", len(reads))
+	}
+	f.expect(v, other, Allowed, "another process's session after the poll")
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -135,15 +136,34 @@ func (s *Store) TouchSessions(ctx context.Context, seen map[string]time.Time) er
 	if len(seen) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		for id, at := range seen {
-			if _, err := tx.ExecContext(ctx, s.q("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?"),
-				ms(at), id, ms(at)); err != nil {
-				return fmt.Errorf("store: touch sessions: %w", err)
+	// Many rows per statement, each statement its own short write (and its own timeout): with
+	// 100k sessions seen, one statement per row in one transaction outlived the store timeout
+	// and held the write lock long enough to delay every login and logout behind it. The CASTs
+	// type the VALUES columns for PostgreSQL; SQLite names them column1, column2 as PostgreSQL does.
+	const batch = 400
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 {
+		n := min(batch, len(ids))
+		var q strings.Builder
+		q.WriteString("UPDATE sessions SET last_seen_at = v.column2 FROM (VALUES ")
+		args := make([]any, 0, 2*n)
+		for i, id := range ids[:n] {
+			if i > 0 {
+				q.WriteString(", ")
 			}
+			q.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+			args = append(args, id, ms(seen[id]))
 		}
-		return nil
-	})
+		q.WriteString(") AS v WHERE sessions.id = v.column1 AND sessions.last_seen_at < v.column2")
+		if _, err := s.db.ExecContext(ctx, s.q(q.String()), args...); err != nil {
+			return fmt.Errorf("store: touch sessions: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // CountActiveSessions counts sessions that are neither revoked nor expired.

@@ -676,6 +676,24 @@ func testSessions(e *env) {
 	if got, _ = st.Session(ctx, "s3"); !got.LastSeenAt.Equal(s1.LastSeenAt) {
 		t.Fatal("TouchSessions moved last-seen backwards")
 	}
+	// More sessions than one statement carries: every one is written.
+	many := map[string]time.Time{}
+	bulk := e.user("bulk")
+	for i := range 950 {
+		id := fmt.Sprintf("bulk-%d", i)
+		if err := st.CreateSession(ctx, session(e, bulk.ID, id)); err != nil {
+			t.Fatal(err)
+		}
+		many[id] = later.Add(time.Duration(i) * time.Millisecond)
+	}
+	if err := st.TouchSessions(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"bulk-0", "bulk-399", "bulk-400", "bulk-949"} {
+		if got, _ := st.Session(ctx, id); !got.LastSeenAt.Equal(many[id]) {
+			t.Fatalf("%s: last seen %v, want %v", id, got.LastSeenAt, many[id])
+		}
+	}
 
 	rev = e.rev()
 	n, err := st.RevokeSessions(ctx, alice.ID)
