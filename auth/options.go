@@ -53,6 +53,8 @@ type Options struct {
 	MaxStaleness time.Duration
 	// ViewMetrics receives the view's events (deltas, full loads, store errors); nil records nothing.
 	ViewMetrics session.Recorder
+	// Brand is the owner's name, logo, accent colour and support line on every page (issue 21).
+	Brand Brand
 	// MailDrain bounds how long Run waits for recovery e-mails in flight at shutdown (default 10 s).
 	MailDrain time.Duration
 }

@@ -65,7 +65,8 @@ func SecurityHeaders(h http.Header) {
 // pageData is what every template gets.
 type pageData struct {
 	Title  string
-	Public string // the portal's base URL
+	Brand  brandView // the owner's name, logo, accent and support line (issue 21)
+	Public string    // the portal's base URL
 	// RPID and RPHome are set with several domains (issue 23): the page script explains a
 	// browser's refusal of a related origin with them.
 	RPID, RPHome string
@@ -185,6 +186,7 @@ func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
 	dom := s.domainOf(r)
 	d.Public = dom.base()
+	d.Brand = s.brand.view()
 	if len(s.domains) > 1 {
 		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), dom.label()
 	}

@@ -53,6 +53,7 @@ type Service struct {
 	metrics   Recorder
 	ceremonyC string // ceremony cookie name
 	accounts  *account.Service
+	brand     *brandAssets
 }
 
 var _ http.Handler = (*Service)(nil)
@@ -82,8 +83,11 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 	if opts.RPID == "" {
 		opts.RPID = opts.PublicURL.Hostname()
 	}
+	if opts.Brand.Name == "" {
+		opts.Brand.Name = "Latchkey"
+	}
 	if opts.RPName == "" {
-		opts.RPName = "Latchkey"
+		opts.RPName = opts.Brand.Name
 	}
 	if len(opts.Domains) > 1 {
 		// Every portal is a WebAuthn origin: a passkey of the one RP ID is used on each of them
@@ -131,6 +135,10 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	brand, err := newBrandAssets(opts.Brand)
+	if err != nil {
+		return nil, err
+	}
 	staticFS, err := fs.Sub(assets, "static")
 	if err != nil {
 		return nil, fmt.Errorf("auth: static files: %w", err)
@@ -152,6 +160,7 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		metrics:   opts.Metrics,
 		ceremonyC: "latchkey_ceremony",
 		accounts:  account.New(st, account.Options{PublicURL: opts.PublicURL, Now: opts.Now, Logger: opts.Logger}),
+		brand:     brand,
 	}
 	if s.secure() {
 		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
@@ -241,6 +250,7 @@ func (s *Service) Routes() *http.ServeMux {
 		}
 		s.static.ServeHTTP(w, r)
 	}))
+	mux.HandleFunc("GET /.latchkey/static/brand/{file}", s.brandFile)
 	// Everything else under /.latchkey/ gets Latchkey's own answer, never the mux's plain text:
 	// a page for browsers, JSON for the API.
 	mux.Handle("/.latchkey/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.fallback(mux, w, r) }))

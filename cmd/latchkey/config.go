@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/viper"
 
@@ -58,6 +60,15 @@ type Config struct {
 	Log           LogConfig           `mapstructure:"log"`
 	Admin         AdminConfig         `mapstructure:"admin"`
 	OIDC          OIDCConfig          `mapstructure:"oidc"`
+	UI            UIConfig            `mapstructure:"ui"`
+}
+
+// UIConfig is the owner's brand on the pages (issue 21).
+type UIConfig struct {
+	Name        string `mapstructure:"name"`
+	LogoFile    string `mapstructure:"logo_file"`
+	AccentColor string `mapstructure:"accent_color"`
+	SupportText string `mapstructure:"support_text"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -182,7 +193,7 @@ func Default() Config {
 				Idle: 2 * time.Minute, Upstream: time.Minute, Shutdown: 10 * time.Second},
 			MaxHeaderBytes: 64 << 10,
 		},
-		WebAuthn:      WebAuthnConfig{RPName: "Latchkey", Origins: []string{}, UserVerification: "required"},
+		WebAuthn:      WebAuthnConfig{Origins: []string{}, UserVerification: "required"},
 		Session:       SessionConfig{CookieName: "latchkey_session", Lifetime: 24 * time.Hour, Inactivity: 2 * time.Hour},
 		AccessControl: AccessControlConfig{DefaultPolicy: "deny", Rules: []proxy.RuleConfig{}},
 		Routes:        []RouteConfig{},
@@ -193,6 +204,7 @@ func Default() Config {
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Admin:         AdminConfig{Group: "admins"},
 		OIDC:          defaultOIDC(),
+		UI:            UIConfig{Name: "Latchkey"},
 	}
 }
 
@@ -483,7 +495,62 @@ func (c *Config) Validate() error {
 		bad("admin.group", "must be set")
 	}
 	c.OIDC.validate(bad)
+	c.UI.validate(bad)
 	return errors.Join(errs...)
+}
+
+// Limits on the brand's words: the name sits in a header and every title, the support text is one
+// line under the login form.
+const (
+	maxUINameRunes  = 40
+	maxSupportRunes = 200
+)
+
+func (u UIConfig) validate(bad func(key, format string, args ...any)) {
+	switch n := utf8.RuneCountInString(u.Name); {
+	case strings.TrimSpace(u.Name) == "":
+		bad("ui.name", "must be set, e.g. Family Cloud")
+	case n > maxUINameRunes:
+		bad("ui.name", "must be at most %d characters, got %d", maxUINameRunes, n)
+	case strings.ContainsFunc(u.Name, unicode.IsControl):
+		bad("ui.name", "must be one line of plain text")
+	}
+	if n := utf8.RuneCountInString(u.SupportText); n > maxSupportRunes {
+		bad("ui.support_text", "must be at most %d characters, got %d", maxSupportRunes, n)
+	} else if strings.ContainsFunc(u.SupportText, unicode.IsControl) {
+		bad("ui.support_text", "must be one line of plain text, e.g. Ask Sam if you are locked out")
+	}
+	if u.LogoFile != "" {
+		if _, err := readLogo(u.LogoFile); err != nil {
+			bad("ui.logo_file", "%v", err)
+		}
+	}
+	if u.AccentColor != "" {
+		if err := auth.CheckAccentColor(u.AccentColor); err != nil {
+			bad("ui.accent_color", "%v", err)
+		}
+	}
+}
+
+// readLogo reads ui.logo_file and checks it is a PNG or SVG of at most auth.MaxLogoBytes. It
+// reads at most one byte more than the limit, so that a huge file named by mistake costs nothing.
+func readLogo(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, auth.MaxLogoBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if _, err := auth.CheckLogo(b); err != nil {
+		if len(b) > auth.MaxLogoBytes {
+			return nil, fmt.Errorf("%s is larger than %d bytes (256 KiB), the most a logo may have", path, auth.MaxLogoBytes)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
 }
 
 // flatten lists the errors inside an errors.Join, one per problem.

@@ -165,6 +165,12 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 	for _, rc := range cfg.Routes {
 		routes = append(routes, gateway.Route{Host: rc.Host, Upstream: rc.Upstream})
 	}
+	var logo []byte
+	if cfg.UI.LogoFile != "" {
+		if logo, err = readLogo(cfg.UI.LogoFile); err != nil {
+			return fail(fmt.Errorf("ui.logo_file: %w", err))
+		}
+	}
 	oo := oidcOptions(cfg)
 	gw, err := gateway.New(ctx, gateway.Settings{
 		Store: st, Logger: log, Version: version,
@@ -173,6 +179,7 @@ func buildApp(ctx context.Context, cfg Config, logOut io.Writer) (*app, error) {
 			CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain, Domains: authDomains(cfg, public),
 			Lifetime: cfg.Session.Lifetime, Inactivity: cfg.Session.Inactivity, HashKey: hashKey, BlockKey: blockKey,
 			Mailer: mailer, AdminGroup: cfg.Admin.Group, MaxStaleness: cfg.Storage.MaxStaleness,
+			Brand: auth.Brand{Name: cfg.UI.Name, Logo: logo, AccentColor: cfg.UI.AccentColor, SupportText: cfg.UI.SupportText},
 		},
 		TrustedProxies: cfg.Server.TrustedProxies, DefaultPolicy: cfg.AccessControl.DefaultPolicy,
 		Rules: cfg.AccessControl.Rules, Routes: routes, UpstreamTimeout: cfg.Server.Timeouts.Upstream,

@@ -75,6 +75,8 @@ type Config struct {
 	Wrap         func(e *Env, next http.Handler) http.Handler
 	MaxStaleness time.Duration // default: auth's own (5 s)
 	StoreTimeout time.Duration // default: the store's own (2 s)
+	// Brand is the owner's name, logo, accent and support line (issue 21); zero is Latchkey's.
+	Brand auth.Brand
 }
 
 // DomainConfig is one more cookie domain and its portal.
@@ -186,6 +188,7 @@ func New(t testing.TB, cfg Config) *Env {
 			PublicURL: e.Public, RPID: cfg.RPID, Origins: cfg.Origins, CookieName: "latchkey_session", CookieDomain: cfg.CookieDomain, Domains: domains,
 			Lifetime: cfg.Lifetime, Inactivity: cfg.Inactivity, HashKey: cfg.HashKey, BlockKey: cfg.BlockKey,
 			Mailer: cfg.Mailer, Now: clock.Now, PollInterval: 100 * time.Millisecond, MaxStaleness: cfg.MaxStaleness,
+			Brand: cfg.Brand,
 		},
 		TrustedProxies: cfg.TrustedProxies, DefaultPolicy: cfg.DefaultPolicy, Rules: cfg.Rules, Routes: routes,
 		UpstreamTimeout: cfg.UpstreamTimeout,
