@@ -243,3 +243,36 @@ func opsDeadAddr(t *testing.T) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(lktest.FreePort(t))
 }
+
+// TestComposeFilesUseReadiness: every shipped compose file checks Latchkey's readiness (not
+// liveness) and starts its proxy only once Latchkey is ready (issue 17).
+func TestComposeFilesUseReadiness(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(lktest.RepoDir(t), "deploy", "*", "docker-compose.yml"))
+	if err != nil || len(files) < 3 {
+		t.Fatalf("want the nginx, Caddy and Traefik compose files, found %v (%v)", files, err)
+	}
+	type service struct {
+		Healthcheck struct{ Test []string } `yaml:"healthcheck"`
+		DependsOn   map[string]struct {
+			Condition string `yaml:"condition"`
+		} `yaml:"depends_on"`
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Services map[string]service }
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		lk, ok := doc.Services["latchkey"]
+		if !ok || !strings.Contains(strings.Join(lk.Healthcheck.Test, " "), "healthcheck --ready") {
+			t.Errorf("%s: the latchkey service's healthcheck is %q, want `latchkey healthcheck --ready`", f, lk.Healthcheck.Test)
+		}
+		proxy := filepath.Base(filepath.Dir(f))
+		if doc.Services[proxy].DependsOn["latchkey"].Condition != "service_healthy" {
+			t.Errorf("%s: %s does not wait for latchkey to be healthy (ready)", f, proxy)
+		}
+	}
+}
