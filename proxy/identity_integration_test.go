@@ -1,14 +1,11 @@
 package proxy_test
 
 import (
-	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/latchkeyhq/latchkey/internal/lktest"
 	"github.com/latchkeyhq/latchkey/proxy"
@@ -39,36 +36,6 @@ func identityRules(trapPort string) []proxy.RuleConfig {
 	)
 }
 
-// rawExchange writes req on a new connection to addr and reads one response. Status 0 means
-// the server closed the connection without answering (nginx's 444).
-func rawExchange(t *testing.T, addr, req string) (int, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// siteName is the host name of a Host header as a server compares it.
-func siteName(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.TrimSuffix(strings.ToLower(host), ".")
-}
-
 // runIdentityTable sends every case to addr and checks what the upstreams saw.
 // With exactPath, the upstream must receive the normalised path itself (Latchkey's own reverse
 // proxy sends it); otherwise the path it receives must normalise to the judged one.
@@ -84,7 +51,7 @@ func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo,
 				e.Reset()
 			}
 			req := strings.ReplaceAll(tc.Raw, "{P}", port) + "\r\nConnection: close\r\n\r\n"
-			status, body := rawExchange(t, addr, req)
+			status, body := lktest.RawExchange(t, addr, req)
 			var got []string
 			for name, e := range echoes {
 				for _, r := range e.Requests() {
@@ -127,7 +94,7 @@ func runIdentityTable(t *testing.T, addr string, echoes map[string]*lktest.Echo,
 			if exactPath && rawPath != tc.Path {
 				fail("the upstream was sent %q, not the normalised path %q", r.URI, tc.Path)
 			}
-			if siteName(r.Host) != tc.Site+".example.com" {
+			if lktest.SiteName(r.Host) != tc.Site+".example.com" {
 				fail("the upstream got Host %q, not %s.example.com", r.Host, tc.Site)
 			}
 			if status != http.StatusOK {
@@ -204,7 +171,7 @@ func TestReverseProxyPortRoutes(t *testing.T) {
 		t.Run(tc.host+tc.uri, func(t *testing.T) {
 			plain.Reset()
 			ported.Reset()
-			status, body := rawExchange(t, addr, "GET "+tc.uri+" HTTP/1.1\r\nHost: "+tc.host+"\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+			status, body := lktest.RawExchange(t, addr, "GET "+tc.uri+" HTTP/1.1\r\nHost: "+tc.host+"\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
 			if status != tc.status {
 				t.Fatalf("status %d, want %d\n%s", status, tc.status, body)
 			}
@@ -244,7 +211,7 @@ func TestNginxDefaultServerJudgedAsItsName(t *testing.T) {
 		t.Run(req, func(t *testing.T) {
 			app.Reset()
 			solo.Reset()
-			status, body := rawExchange(t, "127.0.0.1:"+sp, req+"\r\nConnection: close\r\n\r\n")
+			status, body := lktest.RawExchange(t, "127.0.0.1:"+sp, req+"\r\nConnection: close\r\n\r\n")
 			if status != http.StatusForbidden || len(solo.Requests()) != 0 || len(app.Requests()) != 0 {
 				t.Fatalf("status %d, solo saw %d, app saw %d requests, want Latchkey's 403 for solo.example.com\n%.300s\n%s",
 					status, len(solo.Requests()), len(app.Requests()), body, p.Logs())
@@ -252,7 +219,7 @@ func TestNginxDefaultServerJudgedAsItsName(t *testing.T) {
 		})
 	}
 	// The app block on the first port is still judged as itself.
-	if status, _ := rawExchange(t, "127.0.0.1:"+strconv.Itoa(port), "GET /x HTTP/1.1\r\nHost: app.example.com:"+strconv.Itoa(port)+"\r\nConnection: close\r\n\r\n"); status != http.StatusOK || len(app.Requests()) != 1 {
+	if status, _ := lktest.RawExchange(t, "127.0.0.1:"+strconv.Itoa(port), "GET /x HTTP/1.1\r\nHost: app.example.com:"+strconv.Itoa(port)+"\r\nConnection: close\r\n\r\n"); status != http.StatusOK || len(app.Requests()) != 1 {
 		t.Fatalf("app.example.com: %d, app saw %d requests", status, len(app.Requests()))
 	}
 }

@@ -28,24 +28,6 @@ import (
 // replica within this time.
 const propagation = 5 * time.Second
 
-// replicaOutput collects a child's output while the test reads it.
-type replicaOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *replicaOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *replicaOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // buildLatchkey compiles the command once for the test, so that replicas are real processes
 // that can be killed with SIGKILL.
 func buildLatchkey(t *testing.T) string {
@@ -150,15 +132,15 @@ type replica struct {
 	base   string // http://127.0.0.1:PORT
 	config string
 	cmd    *exec.Cmd
-	out    *replicaOutput
-	logs   *replicaOutput
+	out    *lktest.SyncBuffer
+	logs   *lktest.SyncBuffer
 	done   chan struct{}
 }
 
 func (c *cluster) start(name string) *replica {
 	c.t.Helper()
 	listen := freeLoopbackAddr(c.t)
-	r := &replica{name: name, base: "http://" + listen, config: c.config(name, listen), out: &replicaOutput{}, logs: &replicaOutput{},
+	r := &replica{name: name, base: "http://" + listen, config: c.config(name, listen), out: &lktest.SyncBuffer{}, logs: &lktest.SyncBuffer{},
 		done: make(chan struct{})}
 	r.cmd = exec.Command(c.bin, "serve", "--config", r.config)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.logs

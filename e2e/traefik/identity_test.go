@@ -1,15 +1,11 @@
 package traefiktest
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/latchkeyhq/latchkey/internal/lktest"
 	"github.com/latchkeyhq/latchkey/proxy"
@@ -53,36 +49,6 @@ func identityRules() []map[string]any {
 	}
 }
 
-// rawExchange writes req on a new connection to addr and reads one response. Status 0 means
-// the server closed the connection without answering.
-func rawExchange(t *testing.T, addr, req string) (int, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// siteName is the host name of a Host header as a server compares it.
-func siteName(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.TrimSuffix(strings.ToLower(host), ".")
-}
-
 // TestHostPathIdentity runs the table through real Traefik with the shipped files.
 func TestHostPathIdentity(t *testing.T) {
 	needSuite(t)
@@ -105,7 +71,7 @@ func TestHostPathIdentity(t *testing.T) {
 				a.reset()
 			}
 			req := strings.ReplaceAll(tc.Raw, "{P}", strconv.Itoa(port)) + "\r\nConnection: close\r\n\r\n"
-			status, body := rawExchange(t, "127.0.0.1:"+strconv.Itoa(port), req)
+			status, body := lktest.RawExchange(t, "127.0.0.1:"+strconv.Itoa(port), req)
 			var got []string
 			for name, a := range apps {
 				for _, r := range a.requests() {
@@ -141,7 +107,7 @@ func TestHostPathIdentity(t *testing.T) {
 			if p, err := proxy.NormalizePath(rawPath); err != nil || p != tc.Path {
 				fail("the application was sent %q, which is %q (%v), not the path judged, %q", r.URI, p, err, tc.Path)
 			}
-			if siteName(r.Host) != sites[tc.Site] {
+			if lktest.SiteName(r.Host) != sites[tc.Site] {
 				fail("the application got Host %q, not %s", r.Host, sites[tc.Site])
 			}
 			if status != http.StatusOK {

@@ -169,24 +169,6 @@ func releasePort(port int) {
 	}
 }
 
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // child runs cmd until the test ends (SIGTERM, then SIGKILL), its output in out. exited is
 // closed when it stops.
 func child(t *testing.T, cmd *exec.Cmd, out io.Writer) (exited chan struct{}) {
@@ -241,7 +223,7 @@ type latchkeyProc struct {
 	Addr   string // 127.0.0.1:port, what Traefik's middleware calls
 	Public *url.URL
 	Config string // the config file, for the CLI
-	out    *syncBuffer
+	out    *lktest.SyncBuffer
 	admin  string // the bootstrap enrolment token for user admin (group admins)
 }
 
@@ -300,7 +282,7 @@ func startLatchkeyWith(t *testing.T, public *url.URL, rules []map[string]any, po
 	path := filepath.Join(dir, "latchkey.yaml")
 	writeYAML(t, path, cfg)
 
-	l := &latchkeyProc{Addr: addr, Public: public, Config: path, out: &syncBuffer{}}
+	l := &latchkeyProc{Addr: addr, Public: public, Config: path, out: &lktest.SyncBuffer{}}
 	cmd := exec.Command(suite.latchkey, "serve", "--config", path)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
@@ -353,7 +335,7 @@ type traefikProc struct {
 	Port int    // the websecure entry point (plain HTTP here), where every router listens
 	URL  string // http://127.0.0.1:Port
 	Dir  string
-	out  *syncBuffer
+	out  *lktest.SyncBuffer
 }
 
 // Logs returns Traefik's output.
@@ -370,7 +352,7 @@ func startTraefik(t *testing.T, cfg traefikConfig) *traefikProc {
 	}
 	dir := t.TempDir()
 	static, ports := writeTraefikConfig(t, dir, cfg)
-	p := &traefikProc{Port: cfg.Port, URL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), Dir: dir, out: &syncBuffer{}}
+	p := &traefikProc{Port: cfg.Port, URL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), Dir: dir, out: &lktest.SyncBuffer{}}
 	cmd := exec.Command(suite.traefik, "--configFile="+static)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), "HOME="+dir)

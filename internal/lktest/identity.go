@@ -1,6 +1,14 @@
 package lktest
 
-import "strings"
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
 
 // What a host or path variant must lead to, through a real proxy with the shipped files.
 const (
@@ -102,4 +110,34 @@ func IdentityCases(s IdentitySites) []IdentityCase {
 		cases[i].Raw = r.Replace(cases[i].Raw)
 	}
 	return cases
+}
+
+// RawExchange writes req on a new connection to addr and reads one response. Status 0 means
+// the server closed the connection without answering (nginx's 444).
+func RawExchange(t testing.TB, addr, req string) (int, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// SiteName is the host name of a Host header as a server compares it.
+func SiteName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
