@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -187,23 +186,6 @@ func (ls *locales) switcher(r *http.Request, cur *locale, keep bool, rd func(str
 func rememberLanguage(w http.ResponseWriter, l *locale, secure bool) {
 	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l.code, Path: "/", MaxAge: 365 * 24 * 3600,
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-}
-
-// catalogueKeys lists every key of the English source (the union of the keys of the shipped
-// languages), sorted; for tests.
-func catalogueKeys() []string {
-	seen := map[string]bool{}
-	for _, m := range catalogue {
-		for k := range m {
-			seen[k] = true
-		}
-	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Where the catalogue's keys are used: {{t "..."}} in the templates, t("...") in the page
