@@ -258,3 +258,9 @@ func (s *Service) lang(r *http.Request) *locale {
 	l, _ := s.locales.pick(r)
 	return l
 }
+
+// translatedPages are the pages the catalogue covers (issue 21): everything a person meets before
+// and while signing in, enrolling or recovering. The account, token and admin pages and the
+// OpenID pages are English for now.
+var translatedPages = map[string]bool{"login": true, "logout": true, "enroll": true, "recover": true,
+	"recover-link": true, "continue": true, "error": true}

@@ -39,6 +39,15 @@ func TestLanguageServed(t *testing.T) {
 		t.Errorf("API error in German: %d %s", res.StatusCode, res.Body)
 	}
 
+	alice := join(t, env, "alice")
+	alice.b.Get("/.latchkey/login?lang=fr")
+	if r := alice.b.Get("/.latchkey/account"); !strings.Contains(string(r.Body), `<html lang="en">`) || strings.Contains(string(r.Body), `id="languages"`) {
+		t.Errorf("the account page, not yet translated, is not plain English:\n%s", r.Body)
+	}
+	if r := alice.b.Get("/.latchkey/logout"); !strings.Contains(string(r.Body), `<html lang="fr">`) {
+		t.Errorf("the choice did not outlive an English page:\n%s", r.Body)
+	}
+
 	other := env.Client()
 	r = other.Do(http.MethodGet, "", "/.latchkey/login", nil, http.Header{"Accept-Language": {"nl-BE,nl;q=0.9,en;q=0.5"}})
 	if !strings.Contains(string(r.Body), `<html lang="nl">`) || !strings.Contains(string(r.Body), "Inloggen met een toegangssleutel") {

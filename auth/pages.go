@@ -201,7 +201,13 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if chosen {
 		rememberLanguage(w, l, s.secure())
 	}
-	d.Lang, d.Langs, d.Messages = l.code, s.locales.switcher(r, l, status < 400, func(rd string) string { return s.safeRedirect(r, rd) }), l.script
+	d.Langs = s.locales.switcher(r, l, status < 400, func(rd string) string { return s.safeRedirect(r, rd) })
+	if !translatedPages[name] {
+		// Not in the catalogue yet: the page stays English as a whole (and says so in its lang
+		// attribute) rather than mixing languages; the choice is kept for the next page.
+		l, d.Langs = s.locales.byCode["en"], nil
+	}
+	d.Lang, d.Messages = l.code, l.script
 	d.Title, d.Message = l.text(d.Title, d.TitleArgs...), l.text(d.Message)
 	if len(s.domains) > 1 {
 		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), dom.label()
