@@ -161,15 +161,15 @@ func (s *Service) takeCeremony(w http.ResponseWriter, r *http.Request, kind stri
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	value, ok := cookieValue(r, s.ceremonyC)
 	if !ok {
-		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", errNoCeremony)
+		return st, fail(http.StatusBadRequest, N("no sign-in in progress; start again"), errNoCeremony)
 	}
 	id, err := s.ceremony.decode(value)
 	if err != nil {
-		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", err)
+		return st, fail(http.StatusBadRequest, N("no sign-in in progress; start again"), err)
 	}
 	c, err := s.store.TakeCeremony(r.Context(), encodeID(id), kind)
 	if errors.Is(err, store.ErrNotFound) {
-		return st, fail(http.StatusBadRequest, "no sign-in in progress; start again", err)
+		return st, fail(http.StatusBadRequest, N("no sign-in in progress; start again"), err)
 	}
 	if err != nil {
 		return st, err
@@ -199,14 +199,14 @@ func (s *Service) registrationTarget(r *http.Request, token string) (store.User,
 		}
 		u, err := s.store.UserByID(ctx, in.UserID)
 		if err != nil || u.Disabled {
-			return store.User{}, st, fail(http.StatusForbidden, "this enrolment link is not valid", err)
+			return store.User{}, st, fail(http.StatusForbidden, N("this enrolment link is not valid"), err)
 		}
 		st.InviteID = in.ID
 		return u, st, nil
 	}
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		return store.User{}, st, fail(http.StatusUnauthorized, "sign in or use an enrolment link first", nil)
+		return store.User{}, st, fail(http.StatusUnauthorized, N("sign in or use an enrolment link first"), nil)
 	}
 	if !id.Restricted() {
 		// A signed-in session adding a passkey needs a fresh verification (issue 16); a recovery
@@ -217,7 +217,7 @@ func (s *Service) registrationTarget(r *http.Request, token string) (store.User,
 	}
 	u, err := s.store.UserByID(ctx, id.User.ID)
 	if err != nil {
-		return store.User{}, st, fail(http.StatusUnauthorized, "sign in first", err)
+		return store.User{}, st, fail(http.StatusUnauthorized, N("sign in first"), err)
 	}
 	st.SessionID = id.SessionID
 	return u, st, nil
@@ -228,12 +228,12 @@ func (s *Service) validInvite(ctx context.Context, token, purpose string) (store
 	in, err := s.store.Invite(ctx, hashToken(token))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return in, fail(http.StatusForbidden, "this link is not valid", err)
+			return in, fail(http.StatusForbidden, N("this link is not valid"), err)
 		}
 		return in, err
 	}
 	if in.Purpose != purpose || !in.UsedAt.IsZero() || !s.now().Before(in.ExpiresAt) {
-		return in, fail(http.StatusForbidden, "this link has been used or has expired", nil)
+		return in, fail(http.StatusForbidden, N("this link has been used or has expired"), nil)
 	}
 	return in, nil
 }
@@ -289,7 +289,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.Ceremony(kindRegister, "refused")
 		if _, signedIn := s.Authenticate(r); !signedIn && errors.Is(err, errNoCeremony) {
 			// Nobody who could register anything: neither a ceremony begun with a link nor a session.
-			return fail(http.StatusUnauthorized, "sign in or open your enrolment link first", err)
+			return fail(http.StatusUnauthorized, N("sign in or open your enrolment link first"), err)
 		}
 		return err
 	}
@@ -300,13 +300,13 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := s.store.UserByID(ctx, st.UserID)
 	if err != nil || u.Disabled {
-		return fail(http.StatusForbidden, "account not available", err)
+		return fail(http.StatusForbidden, N("account not available"), err)
 	}
 	if st.SessionID != "" {
 		// A ceremony begun from a session finishes in that same, still valid session.
 		id, ok := s.Authenticate(r)
 		if !ok || id.SessionID != st.SessionID {
-			return fail(http.StatusUnauthorized, "your session has ended; sign in again", nil)
+			return fail(http.StatusUnauthorized, N("your session has ended; sign in again"), nil)
 		}
 	}
 	wu, existing, err := s.loadWAUser(ctx, u)
@@ -317,10 +317,10 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		s.metrics.Ceremony(kindRegister, "failed")
 		s.audit(ctx, r, u.ID, "passkey_add_failed", redactErr(err))
-		return fail(http.StatusBadRequest, "passkey response not accepted", err)
+		return fail(http.StatusBadRequest, N("passkey response not accepted"), err)
 	}
 	if !parsed.Response.AttestationObject.AuthData.Flags.HasUserVerified() {
-		return fail(http.StatusBadRequest, "passkey response not accepted", errors.New("user not verified"))
+		return fail(http.StatusBadRequest, N("passkey response not accepted"), errors.New("user not verified"))
 	}
 	transports := make([]string, len(cred.Transport))
 	for i, t := range cred.Transport {
@@ -353,9 +353,9 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.RegisterCredential(ctx, enrol); err != nil {
 		switch {
 		case errors.Is(err, store.ErrUsed):
-			return fail(http.StatusForbidden, "this enrolment link has been used or has expired", err)
+			return fail(http.StatusForbidden, N("this enrolment link has been used or has expired"), err)
 		case errors.Is(err, store.ErrConflict):
-			return fail(http.StatusBadRequest, "this passkey is already registered", err)
+			return fail(http.StatusBadRequest, N("this passkey is already registered"), err)
 		}
 		return err
 	}
@@ -393,7 +393,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 func bodyError(err error, msg string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return fail(http.StatusRequestEntityTooLarge, "request body too large", err)
+		return fail(http.StatusRequestEntityTooLarge, N("request body too large"), err)
 	}
 	return fail(http.StatusBadRequest, msg, err)
 }
@@ -425,14 +425,14 @@ func (s *Service) loginBegin(w http.ResponseWriter, r *http.Request) error {
 
 // errLogin is the one answer to every failed assertion of a passkey the server holds, so that a
 // disabled user, a user handle that does not match and a bad signature cannot be told apart.
-const errLogin = "passkey not accepted"
+var errLogin = N("passkey not accepted")
 
 // errUnknownCredential answers an assertion whose credential ID is not in the store (a passkey
 // removed from the account, or never registered here). It reveals nothing about any user: a
 // credential ID is unguessable and only its holder has it, and the holder learns only that the
 // server does not know it, so that the page can tell the password manager to drop it with the
 // WebAuthn Signal API (hostile/CASES.md "Login answers").
-const errUnknownCredential = "This passkey was removed from your account, or was never registered here. Use another passkey, or recover access."
+var errUnknownCredential = N("This passkey was removed from your account, or was never registered here. Use another passkey, or recover access.")
 
 func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -517,7 +517,7 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	cur, signedIn := s.Authenticate(r)
 	if st.StepUp && (!signedIn || cur.User.ID != owner.ID) {
 		s.audit(ctx, r, owner.ID, "step_up_refused", "passkey belongs to another account")
-		return fail(http.StatusForbidden, "sign in with a passkey of the account you are signed in with", nil)
+		return fail(http.StatusForbidden, N("sign in with a passkey of the account you are signed in with"), nil)
 	}
 	if signedIn && cur.SessionID != "" && !cur.Restricted() && cur.User.ID == owner.ID {
 		// The same user verified again (step-up): refresh the existing session, make no new one.

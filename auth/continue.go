@@ -60,10 +60,10 @@ func (s *Service) otherDomains(r *http.Request) []*domain {
 func (s *Service) continueBegin(w http.ResponseWriter, r *http.Request) error {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		return fail(http.StatusUnauthorized, "sign in first", nil)
+		return fail(http.StatusUnauthorized, N("sign in first"), nil)
 	}
 	if id.Restricted() {
-		return fail(http.StatusForbidden, "a recovery session can only create a passkey", nil)
+		return fail(http.StatusForbidden, N("a recovery session can only create a passkey"), nil)
 	}
 	var body struct {
 		Domain string `json:"domain"`
@@ -75,7 +75,7 @@ func (s *Service) continueBegin(w http.ResponseWriter, r *http.Request) error {
 	from := s.domainOf(r)
 	to, ok := s.domainByName(body.Domain)
 	if !ok || to == from {
-		return fail(http.StatusBadRequest, "that domain is not configured here", fmt.Errorf("domain %q", body.Domain))
+		return fail(http.StatusBadRequest, N("that domain is not configured here"), fmt.Errorf("domain %q", body.Domain))
 	}
 	st := continueState{SessionID: id.SessionID, UserID: id.User.ID, From: from.key, To: to.key}
 	if body.RD != "" {
@@ -111,10 +111,10 @@ func (s *Service) continuePage(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	token := r.URL.Query().Get("token")
 	if token == "" || len(token) > 128 {
-		return fail(http.StatusNotFound, "There is no such page.", nil)
+		return fail(http.StatusNotFound, N("There is no such page."), nil)
 	}
 	d := struct{ Token, Domain string }{Token: token, Domain: s.domainOf(r).label()}
-	s.render(w, r, http.StatusOK, "continue", pageData{Title: "Continue to " + d.Domain, Data: d})
+	s.render(w, r, http.StatusOK, "continue", pageData{Title: N("Continue to %s"), TitleArgs: []any{d.Domain}, Data: d})
 	return nil
 }
 
@@ -131,7 +131,7 @@ func (s *Service) continueFinish(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	const gone = "this link has expired or was already used; continue again from the other domain"
+	gone := N("this link has expired or was already used; continue again from the other domain")
 	if body.Token == "" || len(body.Token) > 128 {
 		return fail(http.StatusForbidden, gone, errors.New("no token"))
 	}
@@ -159,12 +159,12 @@ func (s *Service) continueFinish(w http.ResponseWriter, r *http.Request) error {
 	src, res := s.view.Check(ctx, sid, s.now())
 	if res != session.Allowed || src.User.ID != st.UserID || src.Domain != st.From || src.Restricted() {
 		s.audit(ctx, r, st.UserID, "domain_continue_refused", "the session that asked has ended")
-		return fail(http.StatusForbidden, "the session this link came from has ended; sign in again", nil)
+		return fail(http.StatusForbidden, N("the session this link came from has ended; sign in again"), nil)
 	}
 	if cur, signedIn := s.Authenticate(r); signedIn && cur.SessionID != "" {
 		if cur.User.ID != st.UserID {
 			s.audit(ctx, r, st.UserID, "domain_continue_refused", "browser signed in here as another user")
-			return fail(http.StatusConflict, "this browser is signed in here as someone else; sign out first", nil)
+			return fail(http.StatusConflict, N("this browser is signed in here as someone else; sign out first"), nil)
 		}
 		if !cur.Restricted() {
 			writeJSON(w, http.StatusOK, map[string]string{"redirect": s.continueTarget(r, st.RD)})
@@ -178,7 +178,7 @@ func (s *Service) continueFinish(w http.ResponseWriter, r *http.Request) error {
 	}
 	row, err := s.store.Session(ctx, st.SessionID)
 	if err != nil {
-		return fail(http.StatusForbidden, "the session this link came from has ended; sign in again", err)
+		return fail(http.StatusForbidden, N("the session this link came from has ended; sign in again"), err)
 	}
 	if err := s.handOver(w, r, row); err != nil {
 		return err

@@ -96,7 +96,7 @@ func (l *limits) allow(w http.ResponseWriter, scope, key string) error {
 	if d := l.reserve(scope, key, true); d > 0 {
 		secs := int(d/time.Second) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		return fail(http.StatusTooManyRequests, "too many attempts; try again later", nil)
+		return fail(http.StatusTooManyRequests, N("too many attempts; try again later"), nil)
 	}
 	return nil
 }

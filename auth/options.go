@@ -55,6 +55,9 @@ type Options struct {
 	ViewMetrics session.Recorder
 	// Brand is the owner's name, logo, accent colour and support line on every page (issue 21).
 	Brand Brand
+	// Language is the pages' language when neither the person's choice nor the browser's
+	// Accept-Language names a shipped one (ui.default_language, default "en").
+	Language string
 	// MailDrain bounds how long Run waits for recovery e-mails in flight at shutdown (default 10 s).
 	MailDrain time.Duration
 }

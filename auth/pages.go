@@ -33,6 +33,9 @@ func parsePages() (*template.Template, error) {
 		"b64":        func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
 		"device":     DeviceSummary,
 		"methodName": MethodName,
+		// Each language's copy replaces t with its own printer (newLocales).
+		"t":       fmt.Sprintf,
+		"tstrong": func(key string, args ...any) template.HTML { return template.HTML(fmt.Sprintf(key, args...)) },
 	}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse templates: %w", err)
@@ -64,9 +67,16 @@ func SecurityHeaders(h http.Header) {
 
 // pageData is what every template gets.
 type pageData struct {
-	Title  string
-	Brand  brandView // the owner's name, logo, accent and support line (issue 21)
-	Public string    // the portal's base URL
+	Title string
+	// TitleArgs fill the title's verbs: the title is a catalogue key ("Sign in to %s").
+	TitleArgs []any
+	Brand     brandView // the owner's name, logo, accent and support line (issue 21)
+	// Lang is the page's language (issue 21), Langs the switcher's links, and Messages what the
+	// page scripts may say, in that language.
+	Lang     string
+	Langs    []langLink
+	Messages map[string]string
+	Public   string // the portal's base URL
 	// RPID and RPHome are set with several domains (issue 23): the page script explains a
 	// browser's refusal of a related origin with them.
 	RPID, RPHome string
@@ -90,7 +100,7 @@ func (s *Service) page(h func(w http.ResponseWriter, r *http.Request) error) htt
 		if err := h(w, r); err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {
-				ae = &apiError{status: http.StatusInternalServerError, msg: "Something went wrong on our side.", cause: err}
+				ae = &apiError{status: http.StatusInternalServerError, msg: N("Something went wrong on our side."), cause: err}
 				s.log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
 			}
 			title := ""
@@ -125,23 +135,23 @@ func withTitle(title string, err error) error {
 func ErrorTitle(status int) string {
 	switch status {
 	case http.StatusBadRequest:
-		return "Request not understood"
+		return N("Request not understood")
 	case http.StatusUnauthorized:
-		return "Sign in first"
+		return N("Sign in first")
 	case http.StatusForbidden:
-		return "Not allowed"
+		return N("Not allowed")
 	case http.StatusNotFound:
-		return "Not found"
+		return N("Not found")
 	case http.StatusRequestEntityTooLarge:
-		return "Request too large"
+		return N("Request too large")
 	case http.StatusTooManyRequests:
-		return "Too many attempts"
+		return N("Too many attempts")
 	case http.StatusInternalServerError:
-		return "Something went wrong"
+		return N("Something went wrong")
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
-		return "Application not answering"
+		return N("Application not answering")
 	case http.StatusServiceUnavailable:
-		return "Temporarily unavailable"
+		return N("Temporarily unavailable")
 	}
 	if t := http.StatusText(status); t != "" {
 		return t
@@ -187,6 +197,18 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 	dom := s.domainOf(r)
 	d.Public = dom.base()
 	d.Brand = s.brand.view()
+	l, chosen := s.locales.pick(r)
+	if chosen {
+		rememberLanguage(w, l, s.secure())
+	}
+	d.Langs = s.locales.switcher(r, l, status < 400, func(rd string) string { return s.safeRedirect(r, rd) })
+	if !translatedPages[name] {
+		// Not in the catalogue yet: the page stays English as a whole (and says so in its lang
+		// attribute) rather than mixing languages; the choice is kept for the next page.
+		l, d.Langs = s.locales.byCode["en"], nil
+	}
+	d.Lang, d.Messages = l.code, l.script
+	d.Title, d.Message = l.text(d.Title, d.TitleArgs...), l.text(d.Message)
 	if len(s.domains) > 1 {
 		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), dom.label()
 	}
@@ -197,7 +219,7 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 		}
 	}
 	var buf bytes.Buffer
-	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
+	if err := l.pages.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("rendering page failed", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -229,11 +251,11 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) error {
 	} else if ok && id.SessionID != "" {
 		recovery = true
 	}
-	title := "Sign in"
+	title, args := N("Sign in"), []any(nil)
 	if d.App != "" && !d.StepUp {
-		title = "Sign in to " + d.App
+		title, args = N("Sign in to %s"), []any{d.App}
 	}
-	s.render(w, r, http.StatusOK, "login", pageData{Title: title, User: u, Recovery: recovery, Data: d})
+	s.render(w, r, http.StatusOK, "login", pageData{Title: title, TitleArgs: args, User: u, Recovery: recovery, Data: d})
 	return nil
 }
 
@@ -249,7 +271,7 @@ func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) error {
 	if rd := r.URL.Query().Get("rd"); rd != "" {
 		d.RD = s.safeRedirect(r, rd)
 	}
-	s.render(w, r, http.StatusOK, "logout", pageData{Title: "Sign out", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "logout", pageData{Title: N("Sign out"), User: id.User, Data: d})
 	return nil
 }
 
@@ -266,19 +288,19 @@ func (s *Service) enrolPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		in, err := s.validInvite(ctx, token, store.PurposeEnrol)
 		if err != nil {
-			return withTitle(linkTitle, fail(http.StatusForbidden, "This enrolment link is not valid: it may have been used already or have expired. Ask your administrator for a new one.", err))
+			return withTitle(linkTitle, fail(http.StatusForbidden, N("This enrolment link is not valid: it may have been used already or have expired. Ask your administrator for a new one."), err))
 		}
 		u, err := s.store.UserByID(ctx, in.UserID)
 		if err != nil || u.Disabled {
-			return withTitle(linkTitle, fail(http.StatusForbidden, "This enrolment link is not valid. Ask your administrator for a new one.", err))
+			return withTitle(linkTitle, fail(http.StatusForbidden, N("This enrolment link is not valid. Ask your administrator for a new one."), err))
 		}
 		d.Token, d.Name = token, u.Name
 	} else if id, ok := s.Authenticate(r); ok && id.SessionID != "" {
 		d.Name, d.Recovery = id.User.Name, id.Restricted()
 	} else {
-		return withTitle("Enrolment link needed", fail(http.StatusForbidden, "This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey.", nil))
+		return withTitle(N("Enrolment link needed"), fail(http.StatusForbidden, N("This page needs an enrolment link. Ask your administrator for one, or sign in to add a passkey."), nil))
 	}
-	s.render(w, r, http.StatusOK, "enroll", pageData{Title: "Create a passkey", Data: d})
+	s.render(w, r, http.StatusOK, "enroll", pageData{Title: N("Create a passkey"), Data: d})
 	return nil
 }
 
@@ -373,7 +395,7 @@ func (s *Service) recoverPage(w http.ResponseWriter, r *http.Request) error {
 		return s.magicLinkPage(w, r) // recovery.go
 	}
 	d := struct{ Email bool }{Email: s.opts.Mailer != nil}
-	s.render(w, r, http.StatusOK, "recover", pageData{Title: "Recover access", Data: d})
+	s.render(w, r, http.StatusOK, "recover", pageData{Title: N("Recover access"), Data: d})
 	return nil
 }
 

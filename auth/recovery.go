@@ -91,7 +91,7 @@ const RecoverySessionTTL = 30 * time.Minute
 
 // errRecovery is the one answer to every refused recovery code: unknown user, disabled user,
 // wrong code, used code and another user's code cannot be told apart.
-const errRecovery = "this recovery code is not valid for this account"
+var errRecovery = N("this recovery code is not valid for this account")
 
 // maxCodeInput bounds what is hashed: a code is 19 characters, with room for stray spaces.
 const maxCodeInput = 64
@@ -312,10 +312,10 @@ func (s *Service) auditIP(ctx context.Context, userID, event, detail, ip string)
 // working; a person's click on the button uses it up.
 
 // linkRefused is the one answer to a link that is not (or no longer) valid.
-const linkRefused = "This recovery link is not valid: it may have been used already or have expired. Ask for a new one."
+var linkRefused = N("This recovery link is not valid: it may have been used already or have expired. Ask for a new one.")
 
 // linkTitle is the error page's title for a dead enrolment or recovery link.
-const linkTitle = "Link no longer valid"
+var linkTitle = N("Link no longer valid")
 
 // magicLinkTarget checks a recovery link's token without changing anything and returns its invite
 // and user. A used, expired or unknown link, a link of another purpose, a disabled account, and a
@@ -341,7 +341,7 @@ func (s *Service) magicLinkTarget(ctx context.Context, r *http.Request, token st
 		if audit {
 			s.audit(ctx, r, u.ID, "recovery_link_refused", "the account's e-mail address changed since the link was sent")
 		}
-		return in, u, fail(http.StatusForbidden, "This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.", nil)
+		return in, u, fail(http.StatusForbidden, N("This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one."), nil)
 	}
 	return in, u, nil
 }
@@ -359,7 +359,7 @@ func (s *Service) magicLinkPage(w http.ResponseWriter, r *http.Request) error {
 		return withTitle(linkTitle, err)
 	}
 	d := struct{ Token, Name string }{Token: token, Name: u.Name}
-	s.render(w, r, http.StatusOK, "recover-link", pageData{Title: "Recover access", Data: d})
+	s.render(w, r, http.StatusOK, "recover-link", pageData{Title: N("Recover access"), Data: d})
 	return nil
 }
 

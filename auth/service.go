@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -47,13 +46,13 @@ type Service struct {
 	ceremony  *codec    // ceremony cookie (other name, so neither decodes as the other)
 	view      *session.View
 	mail      sync.WaitGroup // recovery e-mails in flight; Run waits for them
-	pages     *template.Template
 	static    http.Handler
 	limits    *limits
 	metrics   Recorder
 	ceremonyC string // ceremony cookie name
 	accounts  *account.Service
 	brand     *brandAssets
+	locales   *locales
 }
 
 var _ http.Handler = (*Service)(nil)
@@ -139,6 +138,10 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	locales, err := newLocales(pages, opts.Language)
+	if err != nil {
+		return nil, err
+	}
 	staticFS, err := fs.Sub(assets, "static")
 	if err != nil {
 		return nil, fmt.Errorf("auth: static files: %w", err)
@@ -154,13 +157,13 @@ func New(ctx context.Context, st *store.Store, opts Options) (*Service, error) {
 		ceremony: newCodec("latchkey_ceremony", subKey(opts.HashKey, "ceremony-hash"), subKey(opts.BlockKey, "ceremony-block")[:len(opts.BlockKey)], CeremonyTTL),
 		view: session.New(st, session.Options{Logger: opts.Logger, Now: opts.Now, Inactivity: opts.Inactivity,
 			PollInterval: opts.PollInterval, MaxStaleness: opts.MaxStaleness, Metrics: opts.ViewMetrics}),
-		pages:     pages,
 		static:    http.StripPrefix("/.latchkey/static/", http.FileServer(http.FS(staticFS))),
 		limits:    newLimits(opts.Now),
 		metrics:   opts.Metrics,
 		ceremonyC: "latchkey_ceremony",
 		accounts:  account.New(st, account.Options{PublicURL: opts.PublicURL, Now: opts.Now, Logger: opts.Logger}),
 		brand:     brand,
+		locales:   locales,
 	}
 	if s.secure() {
 		// __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
@@ -302,9 +305,9 @@ func (s *Service) fallback(mux *http.ServeMux, w http.ResponseWriter, r *http.Re
 			allowed = append(allowed, m)
 		}
 	}
-	status, msg := http.StatusNotFound, "There is no such page."
+	status, msg := http.StatusNotFound, N("There is no such page.")
 	if len(allowed) > 0 {
-		status, msg = http.StatusMethodNotAllowed, "This address does not take that kind of request."
+		status, msg = http.StatusMethodNotAllowed, N("This address does not take that kind of request.")
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 	}
 	if strings.HasPrefix(r.URL.Path, "/.latchkey/api/") {
@@ -390,7 +393,7 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 		if err == nil && r.ContentLength > maxJSONBody {
 			// Refuse a declared oversized body before any parser sees a byte of it; bodies of
 			// unknown length are cut off at the same cap by MaxBytesReader.
-			err = fail(http.StatusRequestEntityTooLarge, "request body too large", fmt.Errorf("content length %d", r.ContentLength))
+			err = fail(http.StatusRequestEntityTooLarge, N("request body too large"), fmt.Errorf("content length %d", r.ContentLength))
 		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
@@ -411,15 +414,17 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 		if ae.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "60")
 		}
+		// The page script shows the message as it is: in the page's language (issue 21).
+		msg := s.lang(r).text(ae.msg)
 		if ae.stepUp {
-			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "step_up": true})
+			writeJSON(w, ae.status, map[string]any{"error": msg, "step_up": true})
 			return
 		}
 		if ae.unknownCredential {
-			writeJSON(w, ae.status, map[string]any{"error": ae.msg, "unknown_credential": true})
+			writeJSON(w, ae.status, map[string]any{"error": msg, "unknown_credential": true})
 			return
 		}
-		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+		writeJSON(w, ae.status, map[string]string{"error": msg})
 	}
 }
 
@@ -443,18 +448,18 @@ func (s *Service) sameOrigin(r *http.Request) error {
 		return nil
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("Sec-Fetch-Site %q", site))
+		return fail(http.StatusForbidden, N("cross-site request refused"), fmt.Errorf("Sec-Fetch-Site %q", site))
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" || !s.originAllowed(r, origin) {
-		return fail(http.StatusForbidden, "cross-site request refused", fmt.Errorf("origin %q", origin))
+		return fail(http.StatusForbidden, N("cross-site request refused"), fmt.Errorf("origin %q", origin))
 	}
 	if r.Method == http.MethodDelete && r.ContentLength <= 0 {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
-		return fail(http.StatusUnsupportedMediaType, "content type must be application/json", fmt.Errorf("content type %q", ct))
+		return fail(http.StatusUnsupportedMediaType, N("content type must be application/json"), fmt.Errorf("content type %q", ct))
 	}
 	return nil
 }
@@ -486,12 +491,12 @@ func decodeJSON(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, "request body too large", err)
+			return fail(http.StatusRequestEntityTooLarge, N("request body too large"), err)
 		}
-		return fail(http.StatusBadRequest, "malformed JSON body", err)
+		return fail(http.StatusBadRequest, N("malformed JSON body"), err)
 	}
 	if dec.More() {
-		return fail(http.StatusBadRequest, "malformed JSON body", errors.New("trailing data"))
+		return fail(http.StatusBadRequest, N("malformed JSON body"), errors.New("trailing data"))
 	}
 	return nil
 }

@@ -3,6 +3,16 @@
 // manual base64url conversion elsewhere.
 "use strict";
 (function () {
+  // Words: the page renders this script's messages, in the page's language, into a JSON block
+  // (issue 21); the English text is the key. {name} marks are filled from vars.
+  let messages = {};
+  try { messages = JSON.parse((document.getElementById("messages") || {}).textContent || "{}") || {}; } catch (e) { /* English */ }
+  const lang = document.documentElement.lang || undefined;
+  function t(key, vars) {
+    let s = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
+    if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+    return s;
+  }
   // A portal configured as http://localhost only works in a browser on the same machine: a
   // browser elsewhere (a headless server reached by its address) gets no passkeys. Say how to
   // reach it instead of failing at the first passkey request.
@@ -18,12 +28,11 @@
         note.className = "warning";
         note.setAttribute("role", "alert");
         const p1 = document.createElement("p");
-        p1.textContent = "This Latchkey is set up for " + u.origin + ", which works only in a browser on the machine it runs on. " +
-          "To use it from this computer, open an SSH tunnel, then open " + u.origin + "/ here:";
+        p1.textContent = t("This portal is set up for {origin}, which works only in a browser on the machine it runs on. To use it from this computer, open an SSH tunnel, then open {origin}/ here:", { origin: u.origin });
         const code = document.createElement("code");
         code.textContent = "ssh -L " + port + ":localhost:" + port + " you@" + location.hostname;
         const p2 = document.createElement("p");
-        p2.textContent = "Or set server.public_url to an https address that this browser can reach.";
+        p2.textContent = t("Or set server.public_url to an https address that this browser can reach.");
         note.append(p1, code, p2);
         const brand = document.querySelector("main .brand");
         if (brand) brand.after(note); else if (document.querySelector("main")) document.querySelector("main").prepend(note);
@@ -33,11 +42,11 @@
 
   // Dates: the server writes <time datetime="ISO">exact UTC</time>; shown here in the reader's
   // time zone and words ("2 minutes ago", "in 30 days"), with the exact local time on hover.
-  const rtf = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
-  const dtf = window.Intl ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }) : null;
+  const rtf = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
+  const dtf = window.Intl ? new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }) : null;
   function relative(d) {
     const s = (d.getTime() - Date.now()) / 1000, a = Math.abs(s);
-    if (a < 45) return s <= 0 ? "just now" : "in a few seconds";
+    if (a < 45) return s <= 0 ? t("just now") : t("in a few seconds");
     const units = [["minute", 60, 3600], ["hour", 3600, 86400], ["day", 86400, 30 * 86400], ["month", 30 * 86400, 365 * 86400], ["year", 365 * 86400, Infinity]];
     for (const [unit, size, below] of units) if (a < below) return rtf.format(Math.round(s / size), unit);
     return "";
@@ -173,7 +182,7 @@
     let data = {};
     try { data = await res.json(); } catch (e) { /* empty body */ }
     if (!res.ok) {
-      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      const err = new Error(data.error || t("Request failed ({status})", { status: res.status }));
       err.status = res.status;
       err.stepUp = data.step_up === true;
       err.unknownCredential = data.unknown_credential === true;
@@ -190,7 +199,7 @@
   async function stepUp() {
     const opts = await api("/.latchkey/api/login/begin", { step_up: true });
     const cred = await navigator.credentials.get({ publicKey: requestOptions(opts.publicKey) });
-    if (!cred) throw Object.assign(new Error("No passkey was used."), { name: "NotAllowedError" });
+    if (!cred) throw Object.assign(new Error(t("No passkey was used.")), { name: "NotAllowedError" });
     const res = await api("/.latchkey/api/login/finish", credentialJSON(cred));
     await signal(res.signal);
   }
@@ -200,19 +209,19 @@
     } catch (e) {
       if (!e.stepUp) throw e;
     }
-    say("Confirm it's you with your passkey…", "", near);
+    say(t("Confirm it's you with your passkey…"), "", near);
     await stepUp();
-    say("Confirmed.", "ok", near);
+    say(t("Confirmed."), "ok", near);
     try {
       return await fn();
     } catch (e) {
       // Some browsers allow one passkey prompt per click: the check is done, a second press works.
-      if (e && e.name === "NotAllowedError") e = Object.assign(new Error("Confirmed. Press the button again to finish."), { status: 1 });
+      if (e && e.name === "NotAllowedError") e = Object.assign(new Error(t("Confirmed. Press the button again to finish.")), { status: 1 });
       throw e;
     }
   }
   // Other page scripts (tokens, admin) use the same helpers; they load after this one.
-  window.latchkey = { api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
+  window.latchkey = { t: t, lang: lang, api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
     refresh: refresh, formatTimes: formatTimes, signal: signal, statusFor: statusFor };
 
   // Turns an exception into words a person can act on: WebAuthn errors by name, server
@@ -220,9 +229,9 @@
   function explain(err) {
     switch (err && err.name) {
       case "NotAllowedError":
-        return "No passkey was used. The request was cancelled or timed out, or your device could not verify you. Try again.";
+        return t("No passkey was used. The request was cancelled or timed out, or your device could not verify you. Try again.");
       case "InvalidStateError":
-        return "This device already has a passkey for this account.";
+        return t("This device already has a passkey for this account.");
       case "SecurityError": {
         // Several domains (issue 23): a passkey of the RP ID is used on the other portals through
         // Related Origin Requests; a browser without them refuses it here.
@@ -230,24 +239,23 @@
         const home = document.body && document.body.dataset.rphome;
         const here = (document.body && document.body.dataset.domain) || location.hostname;
         if (rp && location.hostname !== rp && !location.hostname.endsWith("." + rp)) {
-          return "This browser cannot use your " + rp + " passkey on " + location.hostname + ": it does not support " +
-            "related origins, or https://" + rp + "/.well-known/webauthn does not list this site. Sign in at " +
-            (home || "https://" + rp) + " instead, then choose “Continue to " + here + "” on your account page.";
+          return t("This browser cannot use your {rp} passkey on {host}: it does not support related origins, or https://{rp}/.well-known/webauthn does not list this site. Sign in at {home} instead, then choose “Continue to {here}” on your account page.",
+            { rp: rp, host: location.hostname, home: home || "https://" + rp, here: here });
         }
-        return "Passkeys need a secure connection (https) on the right address.";
+        return t("Passkeys need a secure connection (https) on the right address.");
       }
       case "NotSupportedError":
-        return "This browser or device does not support passkeys.";
+        return t("This browser or device does not support passkeys.");
       case "AbortError":
-        return "The passkey request was cancelled. Try again.";
+        return t("The passkey request was cancelled. Try again.");
       case "TypeError":
-        if (!err.status) return "Could not reach the server. Check your connection and try again.";
+        if (!err.status) return t("Could not reach the server. Check your connection and try again.");
     }
     if (err && err.status) {
       const msg = err.message.charAt(0).toUpperCase() + err.message.slice(1);
       return /[.!?]$/.test(msg) ? msg : msg + ".";
     }
-    return "Something went wrong. Try again.";
+    return t("Something went wrong. Try again.");
   }
 
   function showCodes(codes) {
@@ -258,14 +266,15 @@
     codes.forEach(c => { const li = document.createElement("li"); li.textContent = c; list.appendChild(li); });
     box.hidden = false;
     const copy = document.getElementById("copy-codes");
-    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(codes.join("\n")).then(() => say("Codes copied.", "ok", copy));
+    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(codes.join("\n")).then(() => say(t("Codes copied."), "ok", copy));
     // Download: a text file made here (a Blob URL), never sent anywhere.
     const dl = document.getElementById("download-codes");
     if (dl) {
       const who = page.dataset.user || (document.querySelector(".lead strong") || {}).textContent || "";
-      const text = "Latchkey recovery codes" + (who ? " for " + who : "") + " at " + location.host + "\n" +
-        "Made " + new Date().toString() + "\n" +
-        "Each code works once, with or without the dashes. Use one at " + location.origin + "/.latchkey/recover\n\n" +
+      const made = window.Intl ? new Intl.DateTimeFormat(lang, { dateStyle: "long", timeStyle: "long" }).format(new Date()) : new Date().toString();
+      const text = (who ? t("Recovery codes for {user} at {host}", { user: who, host: location.host }) : t("Recovery codes at {host}", { host: location.host })) + "\n" +
+        t("Made {date}", { date: made }) + "\n" +
+        t("Each code works once, with or without the dashes. Use one at {url}", { url: location.origin + "/.latchkey/recover" }) + "\n\n" +
         codes.map((c, i) => (i + 1 < 10 ? " " : "") + (i + 1) + ". " + c).join("\n") + "\n";
       if (dl.dataset.url) URL.revokeObjectURL(dl.dataset.url);
       dl.dataset.url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
@@ -286,11 +295,11 @@
     form.onsubmit = async ev => {
       ev.preventDefault();
       const name = input.value.trim();
-      if (!name) { say("A passkey needs a name.", "error", form); return; }
+      if (!name) { say(t("A passkey needs a name."), "error", form); return; }
       try {
         const res = await api("/.latchkey/api/passkeys/rename", { id: passkey.id, name: name });
         passkey.name = res.name;
-        say("Saved: this passkey is called “" + res.name + "”.", "ok", form);
+        say(t("Saved: this passkey is called “{name}”.", { name: res.name }), "ok", form);
         if (onSaved) onSaved(res.name);
       } catch (e) { say(explain(e), "error", form); }
     };
@@ -330,10 +339,10 @@
       if (!cred) return;
       conditional = null;
       button.disabled = true;
-      say("Checking your passkey…");
+      say(t("Checking your passkey…"));
       try {
         const res = await api("/.latchkey/api/login/finish" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), credentialJSON(cred));
-        say("Signed in. Taking you there…", "ok");
+        say(t("Signed in. Taking you there…"), "ok");
         await signal(res.signal);
         window.location.assign(res.redirect);
       } catch (e) {
@@ -342,7 +351,7 @@
           // The server does not know this passkey (removed from the account): the password
           // manager may drop it, so that it is not offered again.
           await signalUnknown(opts.publicKey && opts.publicKey.rpId, cred.id);
-        } else if (e.status) e.message += (/[.!?]$/.test(e.message) ? "" : ".") + " Try again, or use another passkey.";
+        } else if (e.status) e.message += (/[.!?]$/.test(e.message) ? "" : ".") + " " + t("Try again, or use another passkey.");
         throw e;
       }
     }
@@ -357,13 +366,13 @@
     button.addEventListener("click", async () => {
       if (conditional) { conditional.abort(); conditional = null; }
       button.disabled = true;
-      say("Follow your browser's prompt…");
+      say(t("Follow your browser's prompt…"));
       try { await login("modal"); } catch (e) { say(explain(e), "error"); button.disabled = false; }
     });
 
     if (!window.PublicKeyCredential) {
       button.disabled = true;
-      say("This browser does not support passkeys. Use a current browser, or another device.", "error");
+      say(t("This browser does not support passkeys. Use a current browser, or another device."), "error");
     } else if (!stepUp && document.getElementById("username") &&
                typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
       // Autofill is for choosing an account; a step-up confirms the one already signed in.
@@ -380,7 +389,7 @@
       button.disabled = true;
       try {
         const res = await api("/.latchkey/api/domains/redeem", { token: page.dataset.token || "" });
-        say("Signed in. Taking you there…", "ok");
+        say(t("Signed in. Taking you there…"), "ok");
         window.location.assign(res.redirect);
       } catch (e) { say(explain(e), "error"); }
     });
@@ -401,7 +410,7 @@
       try {
         const rd = page.dataset.rd || "";
         const res = await api("/.latchkey/logout" + (rd ? "?rd=" + encodeURIComponent(rd) : ""), {});
-        say("Signed out.", "ok");
+        say(t("Signed out."), "ok");
         window.location.assign(res.redirect || "/.latchkey/login");
       } catch (e) { say(explain(e), "error"); button.disabled = false; }
     });
@@ -412,17 +421,17 @@
     const button = document.getElementById("passkey-register");
     button.addEventListener("click", async () => {
       button.disabled = true;
-      say("Follow your browser's prompt…");
+      say(t("Follow your browser's prompt…"));
       try {
         const res = await register(page.dataset.token || "");
         button.hidden = true;
-        say("Your passkey is ready.", "ok");
+        say(t("Your passkey is ready."), "ok");
         await signal(res.signal);
         nameNew(res.passkey);
         const cont = document.getElementById("continue");
         if (cont) {
           cont.href = res.redirect || "/.latchkey/account";
-          if (!showCodes(res.recovery_codes)) cont.textContent = "Continue to your account";
+          if (!showCodes(res.recovery_codes)) cont.textContent = t("Continue to your account");
           cont.hidden = false;
         } else if (!showCodes(res.recovery_codes)) window.location.assign(res.redirect || "/.latchkey/account");
       } catch (e) {
@@ -437,7 +446,7 @@
     const form = document.getElementById("recover-form");
     form.addEventListener("submit", async ev => {
       ev.preventDefault();
-      say("Checking…");
+      say(t("Checking…"));
       try {
         const res = await api("/.latchkey/api/recover", { user: form.user.value.trim(), code: form.code.value.trim() });
         window.location.assign(res.redirect || "/.latchkey/enroll");
@@ -448,7 +457,7 @@
       ev.preventDefault();
       try {
         await api("/.latchkey/api/recover/email", { user: email.user.value.trim() });
-        say("If that account has an e-mail address, a link is on its way. It works once, for 15 minutes.", "ok");
+        say(t("If that account has an e-mail address, a link is on its way. It works once, for 15 minutes."), "ok");
       } catch (e) { say(e.message, "error"); }
     });
   }
@@ -460,10 +469,10 @@
     const button = document.getElementById("recover-link-continue");
     button.addEventListener("click", async () => {
       button.disabled = true;
-      say("Checking the link…");
+      say(t("Checking the link…"));
       try {
         const res = await api("/.latchkey/api/recover/link", { token: page.dataset.token || "" });
-        say("Taking you to create a new passkey…", "ok");
+        say(t("Taking you to create a new passkey…"), "ok");
         window.location.assign(res.redirect || "/.latchkey/enroll");
       } catch (e) {
         say(explain(e), "error");

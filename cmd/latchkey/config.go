@@ -69,6 +69,8 @@ type UIConfig struct {
 	LogoFile    string `mapstructure:"logo_file"`
 	AccentColor string `mapstructure:"accent_color"`
 	SupportText string `mapstructure:"support_text"`
+	// DefaultLanguage is the pages' language when the browser asks for none that is shipped.
+	DefaultLanguage string `mapstructure:"default_language"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -204,7 +206,7 @@ func Default() Config {
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Admin:         AdminConfig{Group: "admins"},
 		OIDC:          defaultOIDC(),
-		UI:            UIConfig{Name: "Latchkey"},
+		UI:            UIConfig{Name: "Latchkey", DefaultLanguage: "en"},
 	}
 }
 
@@ -524,6 +526,9 @@ func (u UIConfig) validate(bad func(key, format string, args ...any)) {
 		if _, err := readLogo(u.LogoFile); err != nil {
 			bad("ui.logo_file", "%v", err)
 		}
+	}
+	if err := auth.CheckLanguage(u.DefaultLanguage); err != nil {
+		bad("ui.default_language", "%v", err)
 	}
 	if u.AccentColor != "" {
 		if err := auth.CheckAccentColor(u.AccentColor); err != nil {
