@@ -21,9 +21,14 @@ const (
 // InvalidError is a refusal of input: Field names what was wrong and Msg says what is accepted.
 // Both are safe to show to whoever typed the input, on a terminal or in a page: the input is
 // quoted with %q, so control characters in it are escaped, never printed.
+//
+// Format and Args are Msg before formatting: the web pages show the refusal in the reader's
+// language with the English Format as the catalogue key (issue 21).
 type InvalidError struct {
-	Field string
-	Msg   string
+	Field  string
+	Msg    string
+	Format string
+	Args   []any
 }
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
@@ -35,7 +40,7 @@ func IsInvalid(err error) bool {
 }
 
 func invalid(field, format string, args ...any) error {
-	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 // HasControl reports characters that could rewrite a terminal or hide text in a page: C0 and C1

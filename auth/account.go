@@ -304,10 +304,13 @@ var (
 // "Safari on iPhone", "curl") from its User-Agent header, for the session lists. It is a hint for
 // people recognising their own devices, never a security decision: the header is the client's
 // word. An unknown program is named by its first product token.
-func DeviceSummary(ua string) string {
+func DeviceSummary(ua string) string { return describeDevice(ua, fmt.Sprintf) }
+
+// describeDevice is DeviceSummary with its words in a language (tr is a locale's text).
+func describeDevice(ua string, tr func(string, ...any) string) string {
 	ua = strings.TrimSpace(ua)
 	if ua == "" {
-		return "Unknown device"
+		return tr(N("Unknown device"))
 	}
 	for _, t := range userAgentTools {
 		if strings.HasPrefix(ua, t.token) {
@@ -328,7 +331,7 @@ func DeviceSummary(ua string) string {
 			name = string(n[:32]) + "…"
 		}
 		if name == "" {
-			return "Unknown device"
+			return tr(N("Unknown device"))
 		}
 		return name
 	}
@@ -347,15 +350,15 @@ func DeviceSummary(ua string) string {
 	}
 	if browser == "" && (platform == "iPhone" || platform == "iPad") {
 		// Apps that show web pages on iOS (mail, chat) use WebKit without a Safari token.
-		browser = "In-app browser"
+		browser = tr(N("In-app browser"))
 	}
 	switch {
 	case browser != "" && platform != "":
-		return browser + " on " + platform
+		return tr(N("%s on %s"), browser, platform)
 	case browser != "":
 		return browser
 	case platform != "":
-		return "Browser on " + platform
+		return tr(N("Browser on %s"), platform)
 	}
-	return "Unknown browser"
+	return tr(N("Unknown browser"))
 }

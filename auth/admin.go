@@ -167,11 +167,11 @@ type adminSession struct {
 func MethodName(method string) string {
 	switch method {
 	case MethodPasskey:
-		return "passkey"
+		return N("passkey")
 	case MethodRecoveryCode:
-		return "recovery code"
+		return N("recovery code")
 	case MethodMagicLink:
-		return "e-mailed link"
+		return N("e-mailed link")
 	}
 	return method
 }
@@ -200,7 +200,7 @@ func accountError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ie):
-		return fail(http.StatusBadRequest, ie.Error(), err)
+		return &apiError{status: http.StatusBadRequest, field: ie.Field, msg: ie.Format, args: ie.Args, cause: err}
 	case errors.Is(err, account.ErrUserExists):
 		return fail(http.StatusConflict, "a user with this name exists", err)
 	case errors.Is(err, account.ErrDisabled):

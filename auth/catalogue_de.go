@@ -144,3 +144,6 @@ var catalogueDE = map[string]string{
 	"content type must be application/json": "der Inhaltstyp muss application/json sein",
 	"malformed JSON body":                   "fehlerhafter JSON-Inhalt",
 }
+
+// pluralsDE are the sign-in pages' counted messages.
+var pluralsDE = map[string]Forms{}

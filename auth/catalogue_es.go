@@ -144,3 +144,6 @@ var catalogueES = map[string]string{
 	"content type must be application/json": "el tipo de contenido debe ser application/json",
 	"malformed JSON body":                   "cuerpo JSON mal formado",
 }
+
+// pluralsES are the sign-in pages' counted messages.
+var pluralsES = map[string]Forms{}

@@ -144,3 +144,6 @@ var catalogueFR = map[string]string{
 	"content type must be application/json": "le type de contenu doit être application/json",
 	"malformed JSON body":                   "corps JSON mal formé",
 }
+
+// pluralsFR are the sign-in pages' counted messages.
+var pluralsFR = map[string]Forms{}

@@ -144,3 +144,6 @@ var catalogueNL = map[string]string{
 	"content type must be application/json": "het inhoudstype moet application/json zijn",
 	"malformed JSON body":                   "ongeldige JSON-inhoud",
 }
+
+// pluralsNL are the sign-in pages' counted messages.
+var pluralsNL = map[string]Forms{}

@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"golang.org/x/text/message/catalog"
@@ -62,8 +64,8 @@ type locale struct {
 	p     *message.Printer
 	pages *template.Template
 	// script is what the page scripts may say, in this language: rendered into the page as a
-	// JSON block (never executed, so the CSP allows it).
-	script map[string]string
+	// JSON block (never executed, so the CSP allows it). A plural message is its Forms.
+	script map[string]any
 }
 
 func newLocales(pages *template.Template, def string) (*locales, error) {
@@ -74,11 +76,23 @@ func newLocales(pages *template.Template, def string) (*locales, error) {
 		return nil, fmt.Errorf("auth: default language: %w", err)
 	}
 	b := catalog.NewBuilder(catalog.Fallback(language.English))
-	for code, m := range catalogue {
+	for code, parts := range catalogue {
 		tag := language.MustParse(code)
-		for k, v := range m {
-			if err := b.SetString(tag, k, v); err != nil {
-				return nil, fmt.Errorf("auth: catalogue %s: %w", code, err)
+		for _, m := range parts {
+			for k, v := range m {
+				if err := b.SetString(tag, k, v); err != nil {
+					return nil, fmt.Errorf("auth: catalogue %s: %w", code, err)
+				}
+			}
+		}
+	}
+	for code, parts := range plurals {
+		tag := language.MustParse(code)
+		for _, m := range parts {
+			for k, forms := range m {
+				if err := b.Set(tag, k, forms.selectf()); err != nil {
+					return nil, fmt.Errorf("auth: plural %s %q: %w", code, k, err)
+				}
 			}
 		}
 	}
@@ -93,9 +107,15 @@ func newLocales(pages *template.Template, def string) (*locales, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: templates: %w", err)
 		}
-		l := &locale{tag: tag, code: tag.String(), p: p, pages: clone, script: map[string]string{}}
-		clone.Funcs(template.FuncMap{"t": func(key string, args ...any) string { return p.Sprintf(key, args...) }, "tstrong": l.tstrong})
+		l := &locale{tag: tag, code: tag.String(), p: p, pages: clone, script: map[string]any{}}
+		clone.Funcs(template.FuncMap{"t": func(key string, args ...any) string { return p.Sprintf(key, args...) }, "tstrong": l.tstrong,
+			"date": l.date, "when": l.when, "device": func(ua string) string { return describeDevice(ua, l.text) },
+			"methodName": func(m string) string { return l.text(MethodName(m)) }})
 		for _, k := range skeys {
+			if forms, ok := pluralFor(l.code, k); ok {
+				l.script[k] = forms // the script picks the form with Intl.PluralRules
+				continue
+			}
 			l.script[k] = p.Sprintf(k)
 		}
 		ls.byCode[l.code] = l
@@ -133,6 +153,31 @@ func (ls *locales) pick(r *http.Request) (l *locale, fromQuery bool) {
 		}
 	}
 	return ls.def, false
+}
+
+// dateLayouts write an exact time as each language writes dates in numbers (the page script
+// replaces it with the browser's own words for the reader's time zone, in the same language).
+var dateLayouts = map[string]string{"en": "2006-01-02 15:04 UTC", "de": "02.01.2006, 15:04 UTC",
+	"fr": "02/01/2006 15:04 UTC", "es": "02/01/2006, 15:04 UTC", "nl": "02-01-2006 15:04 UTC"}
+
+func (l *locale) date(t time.Time) string {
+	if t.IsZero() {
+		return l.text(N("never"))
+	}
+	layout, ok := dateLayouts[l.code]
+	if !ok {
+		layout = dateLayouts["en"]
+	}
+	return t.UTC().Format(layout)
+}
+
+// when is a time for the page script to show in words ("2 minutes ago"), exact in its title.
+func (l *locale) when(t time.Time) template.HTML {
+	if t.IsZero() {
+		return template.HTML(template.HTMLEscapeString(l.text(N("never"))))
+	}
+	exact := template.HTMLEscapeString(l.date(t))
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" title="` + exact + `">` + exact + `</time>`)
 }
 
 // text translates one catalogue key (an English message) with optional arguments.
@@ -192,7 +237,7 @@ func rememberLanguage(w http.ResponseWriter, l *locale, secure bool) {
 // scripts, N with a string literal in this package's Go code.
 var (
 	templateKeyRe = regexp.MustCompile(`\{\{-?\s*t(?:strong)?\s+("(?:[^"\\]|\\.)*")`)
-	scriptKeyRe   = regexp.MustCompile(`\bt\(("(?:[^"\\]|\\.)*")`)
+	scriptKeyRe   = regexp.MustCompile(`\btn?\(("(?:[^"\\]|\\.)*")`)
 	goKeyRe       = regexp.MustCompile(`\bN\(("(?:[^"\\]|\\.)*")\)`)
 )
 
@@ -236,8 +281,63 @@ func scriptKeys() ([]string, error) {
 	return keys, nil
 }
 
-// catalogue is every shipped translation of the English source, by language code.
-var catalogue = map[string]map[string]string{"de": catalogueDE, "fr": catalogueFR, "es": catalogueES, "nl": catalogueNL}
+// catalogue is every shipped translation of the English source, by language code, in parts (the
+// sign-in pages, the account pages, the admin console, the OpenID and proxy pages) so that each part's
+// translations sit in one file per language.
+var catalogue = map[string][]map[string]string{
+	"de": {catalogueDE, catalogueDEAccount, catalogueDEAdmin, catalogueDEApps},
+	"fr": {catalogueFR, catalogueFRAccount, catalogueFRAdmin, catalogueFRApps},
+	"es": {catalogueES, catalogueESAccount, catalogueESAdmin, catalogueESApps},
+	"nl": {catalogueNL, catalogueNLAccount, catalogueNLAdmin, catalogueNLApps},
+}
+
+// Forms are a message's plural forms by CLDR category ("one", "other"; "zero", "two", "few",
+// "many" where a language has them). The Go side selects with golang.org/x/text/feature/plural,
+// the page scripts with the browser's Intl.PluralRules: neither counts by hand.
+type Forms map[string]string
+
+// pluralOrder is CLDR's order of categories; "other" must come last for plural.Selectf.
+var pluralOrder = []string{"zero", "one", "two", "few", "many", "other"}
+
+func (f Forms) selectf() catalog.Message {
+	var cases []any
+	for _, c := range pluralOrder {
+		if m, ok := f[c]; ok {
+			cases = append(cases, c, m)
+		}
+	}
+	return plural.Selectf(1, "%d", cases...)
+}
+
+// plurals are the messages with a count, English included (its forms are the source's), by
+// language code and part like catalogue.
+var plurals = map[string][]map[string]Forms{
+	"en": {pluralsEN, pluralsENAccount, pluralsENAdmin, pluralsENApps},
+	"de": {pluralsDE, pluralsDEAccount, pluralsDEAdmin, pluralsDEApps},
+	"fr": {pluralsFR, pluralsFRAccount, pluralsFRAdmin, pluralsFRApps},
+	"es": {pluralsES, pluralsESAccount, pluralsESAdmin, pluralsESApps},
+	"nl": {pluralsNL, pluralsNLAccount, pluralsNLAdmin, pluralsNLApps},
+}
+
+// pluralFor finds key's forms in a language.
+func pluralFor(code, key string) (Forms, bool) {
+	for _, m := range plurals[code] {
+		if f, ok := m[key]; ok {
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+// translation finds key's plain translation in a language (not English).
+func translation(code, key string) (string, bool) {
+	for _, m := range catalogue[code] {
+		if v, ok := m[key]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
 
 // tstrong translates key like t, with each argument shown in bold: the translation and the
 // arguments are escaped, only the <strong> elements are markup.
@@ -258,9 +358,3 @@ func (s *Service) lang(r *http.Request) *locale {
 	l, _ := s.locales.pick(r)
 	return l
 }
-
-// translatedPages are the pages the catalogue covers (issue 21): everything a person meets before
-// and while signing in, enrolling or recovering. The account, token and admin pages and the
-// OpenID pages are English for now.
-var translatedPages = map[string]bool{"login": true, "logout": true, "enroll": true, "recover": true,
-	"recover-link": true, "continue": true, "error": true}

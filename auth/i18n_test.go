@@ -5,14 +5,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/text/language"
 )
 
-// usedKeys lists every catalogue key the pages, the page scripts and this package's Go code use.
+// usedKeys lists every catalogue key the pages, the page scripts, this package's Go code, the
+// OpenID pages' Go code and the account operations' refusals use.
 func usedKeys(t *testing.T) map[string]string {
 	t.Helper()
 	used := map[string]string{} // key → where
@@ -41,20 +45,22 @@ func usedKeys(t *testing.T) map[string]string {
 			add(f, ks, err)
 		}
 	}
-	goFiles, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range goFiles {
-		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "catalogue_") {
-			continue
-		}
+	for _, f := range goSources(t) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ks, err := keysIn(goKeyRe, string(b))
 		add(f, ks, err)
+		if strings.HasPrefix(f, "../account/") {
+			// invalid("field", "format", ...): both are shown, translated, by the admin console.
+			for _, m := range invalidRe.FindAllStringSubmatch(string(b), -1) {
+				for _, q := range m[1:] {
+					k, err := strconv.Unquote(q)
+					add(f, []string{k}, err)
+				}
+			}
+		}
 	}
 	if len(used) < 100 {
 		t.Fatalf("found only %d keys: the scan is broken", len(used))
@@ -62,26 +68,99 @@ func usedKeys(t *testing.T) map[string]string {
 	return used
 }
 
+var invalidRe = regexp.MustCompile(`\binvalid\(("(?:[^"\\]|\\.)*"),\s*("(?:[^"\\]|\\.)*")`)
+
+// goSources are the Go files whose messages reach a page: this package's, the OpenID pages', the
+// account operations' and the proxy's error pages'.
+func goSources(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, pat := range []string{"*.go", "../oidc/*.go", "../account/*.go", "../proxy/*.go"} {
+		files, err := filepath.Glob(pat)
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: %v", pat, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(filepath.Base(f), "catalogue_") {
+				continue
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // TestCatalogueComplete: every key a template, page script or handler uses is translated in
-// every shipped language, and no language keeps a key nothing uses (a sentence that changed in
-// English and was not translated again).
+// every shipped language (as a plain message or, for a count, in plural forms), and no language
+// keeps a key nothing uses (a sentence that changed in English and was not translated again).
 func TestCatalogueComplete(t *testing.T) {
 	used := usedKeys(t)
-	for _, tag := range Shipped[1:] {
-		m, ok := catalogue[tag.String()]
-		if !ok {
+	counted := map[string]bool{}
+	for code := range plurals {
+		for _, m := range plurals[code] {
+			for k := range m {
+				counted[k] = true
+			}
+		}
+	}
+	for k := range counted {
+		if _, ok := used[k]; !ok {
+			t.Errorf("plural %q: nothing uses it", k)
+		}
+		if strings.Count(k, "%d") != 1 && !strings.Contains(k, "{n}") {
+			t.Errorf("plural %q has no count (%%d or {n})", k)
+		}
+	}
+	for _, tag := range Shipped {
+		code := tag.String()
+		for k := range counted {
+			f, ok := pluralFor(code, k)
+			if !ok {
+				t.Errorf("%s lacks the plural forms of %q", code, k)
+				continue
+			}
+			if f["other"] == "" || f["one"] == "" {
+				t.Errorf("%s: %q needs at least the forms one and other, has %v", code, k, f)
+			}
+			for c, v := range f {
+				if !slices.Contains(pluralOrder, c) {
+					t.Errorf("%s: %q: %q is not a CLDR plural category", code, k, c)
+				}
+				for _, ph := range placeholders(k) {
+					if !strings.Contains(v, ph) && !(c == "one" && ph == "{n}") {
+						t.Errorf("%s: %q form %s lacks %s", code, k, c, ph)
+					}
+				}
+			}
+			if _, plain := translation(code, k); plain {
+				t.Errorf("%s: %q is both a plain message and a plural", code, k)
+			}
+		}
+		if _, ok := dateLayouts[code]; !ok {
+			t.Errorf("%s has no date layout", code)
+		}
+		if code == "en" {
+			continue
+		}
+		if _, ok := catalogue[code]; !ok {
 			t.Errorf("%s is shipped but has no catalogue", tag)
 			continue
 		}
 		var missing []string
 		for k, where := range used {
-			if v, ok := m[k]; !ok || strings.TrimSpace(v) == "" {
+			if counted[k] {
+				continue
+			}
+			v, ok := translation(code, k)
+			if !ok || strings.TrimSpace(v) == "" {
 				missing = append(missing, where+": "+k)
-			} else if strings.Count(v, "%") != strings.Count(k, "%") {
+				continue
+			}
+			if strings.Count(v, "%") != strings.Count(k, "%") {
 				t.Errorf("%s: %q has other verbs than its key %q", tag, v, k)
 			}
 			for _, ph := range placeholders(k) {
-				if !strings.Contains(m[k], ph) {
+				if !strings.Contains(v, ph) {
 					t.Errorf("%s: translation of %q lacks %s", tag, k, ph)
 				}
 			}
@@ -90,14 +169,85 @@ func TestCatalogueComplete(t *testing.T) {
 		for _, k := range missing {
 			t.Errorf("%s lacks %s", tag, k)
 		}
-		for k := range m {
-			if _, ok := used[k]; !ok {
-				t.Errorf("%s translates %q, which nothing uses", tag, k)
+		seen := map[string]bool{}
+		for _, m := range catalogue[code] {
+			for k := range m {
+				if seen[k] {
+					t.Errorf("%s translates %q in two parts", tag, k)
+				}
+				seen[k] = true
+				if _, ok := used[k]; !ok {
+					t.Errorf("%s translates %q, which nothing uses", tag, k)
+				}
 			}
 		}
 	}
-	if len(catalogue) != len(Shipped)-1 {
-		t.Errorf("catalogues for %d languages, %d shipped besides English", len(catalogue), len(Shipped)-1)
+	if len(catalogue) != len(Shipped)-1 || len(plurals) != len(Shipped) {
+		t.Errorf("catalogues for %d languages and plurals for %d, %d shipped", len(catalogue), len(plurals), len(Shipped))
+	}
+}
+
+// TestNoUntranslatedText: every word a template shows (text and the attributes a person reads:
+// placeholder, title, aria-label, alt) comes from the catalogue, and no handler refuses with a
+// message the catalogue cannot know (a bare string or a formatted one).
+func TestNoUntranslatedText(t *testing.T) {
+	files, err := fs.Glob(assets, "templates/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, _ := fs.ReadFile(assets, f)
+		for _, w := range untranslatedWords(string(b)) {
+			t.Errorf("%s: %q is not from the catalogue (wrap it in {{t \"...\"}})", f, w)
+		}
+	}
+	bare := regexp.MustCompile(`\bfailf?\(http\.\w+,\s*("|fmt\.|strings\.)`)
+	for _, f := range goSources(t) {
+		b, _ := os.ReadFile(f)
+		for _, m := range bare.FindAllString(string(b), -1) {
+			t.Errorf("%s: %s...: a refusal's message must be a catalogue key, N(\"...\") (failf for verbs)", f, m)
+		}
+	}
+}
+
+// untranslatedWords returns the visible words of a template source outside template actions.
+func untranslatedWords(src string) []string {
+	src = actionRe.ReplaceAllString(src, "\x00")
+	var out []string
+	// Attributes a person reads, in the tags.
+	for _, m := range readAttrRe.FindAllStringSubmatch(src, -1) {
+		if wordRe.MatchString(m[2]) {
+			out = append(out, m[1]+"="+m[2])
+		}
+	}
+	text := commentRe.ReplaceAllString(src, " ")
+	text = scriptRe.ReplaceAllString(text, " ")
+	text = tagRe.ReplaceAllString(text, "\x00")
+	text = entityRe.ReplaceAllString(text, " ")
+	for _, run := range strings.Split(text, "\x00") {
+		if run = strings.Join(strings.Fields(run), " "); wordRe.MatchString(run) {
+			out = append(out, run)
+		}
+	}
+	return out
+}
+
+var (
+	actionRe   = regexp.MustCompile(`(?s)\{\{.*?\}\}`)
+	commentRe  = regexp.MustCompile(`(?s)<!--.*?-->`)
+	scriptRe   = regexp.MustCompile(`(?s)<(script|style)\b.*?</(script|style)>`)
+	tagRe      = regexp.MustCompile(`(?s)<[^>]*>`)
+	entityRe   = regexp.MustCompile(`&#?\w+;`)
+	readAttrRe = regexp.MustCompile(`\b(placeholder|title|aria-label|alt|value)="([^"]*)"`)
+	wordRe     = regexp.MustCompile(`\pL{2,}`)
+)
+
+// TestUntranslatedWordsFindsText: the template scan sees raw text and read attributes, and
+// nothing inside template actions.
+func TestUntranslatedWordsFindsText(t *testing.T) {
+	got := untranslatedWords(`<p>{{t "Sign in"}} Hello</p><input placeholder="Your name" title="{{t "x"}}"><!-- note --><b>{{.Name}}</b>`)
+	if want := []string{"placeholder=Your name", "Hello"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

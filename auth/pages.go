@@ -75,7 +75,7 @@ type pageData struct {
 	// page scripts may say, in that language.
 	Lang     string
 	Langs    []langLink
-	Messages map[string]string
+	Messages map[string]any
 	Public   string // the portal's base URL
 	// RPID and RPHome are set with several domains (issue 23): the page script explains a
 	// browser's refusal of a related origin with them.
@@ -90,6 +90,7 @@ type pageData struct {
 	LocalPortal bool
 	LocalPort   string // its port, for the SSH tunnel line
 	Message     string
+	MessageArgs []any // fill Message's verbs after translation
 	Data        any
 }
 
@@ -108,7 +109,11 @@ func (s *Service) page(h func(w http.ResponseWriter, r *http.Request) error) htt
 			if errors.As(err, &te) {
 				title = te.title
 			}
-			s.ErrorPageTitled(w, r, ae.status, title, ae.msg)
+			msg := ae.msg
+			if len(ae.args) > 0 || ae.field != "" {
+				msg = ae.message(s.lang(r)) // render translates a plain key itself
+			}
+			s.ErrorPageTitled(w, r, ae.status, title, msg)
 		}
 	}
 }
@@ -161,28 +166,38 @@ func ErrorTitle(status int) string {
 
 // ErrorPage renders a short, styled error page (also used by the proxy for 403, 404 and 502),
 // titled by ErrorTitle.
+//
+// msg is a catalogue key (mark a literal with N), shown in the reader's language.
 func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.ErrorPageTitled(w, r, status, "", msg)
+}
+
+// ErrorPagef is ErrorPage with a message whose verbs args fill after translation:
+// ErrorPagef(w, r, 403, N("Your account may not sign in to %s."), app).
+func (s *Service) ErrorPagef(w http.ResponseWriter, r *http.Request, status int, msg string, args ...any) {
+	id, _ := s.Authenticate(r)
+	s.errorPage(w, r, status, "", msg, args, id)
 }
 
 // ErrorPageTitled is ErrorPage with a title chosen by the caller; "" means ErrorTitle(status).
 func (s *Service) ErrorPageTitled(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	id, _ := s.Authenticate(r)
-	s.errorPage(w, r, status, title, msg, id)
+	s.errorPage(w, r, status, title, msg, nil, id)
 }
 
-// ErrorPageAs is ErrorPage for a request whose identity the caller already knows (the reverse
+// ErrorPageAs is ErrorPagef for a request whose identity the caller already knows (the reverse
 // proxy's error handler sees the outgoing request, which no longer carries the session cookie).
-func (s *Service) ErrorPageAs(w http.ResponseWriter, id Identity, status int, msg string) {
-	s.errorPage(w, nil, status, "", msg, id)
+// r chooses the language (its Accept-Language and language cookie) and may be nil.
+func (s *Service) ErrorPageAs(w http.ResponseWriter, r *http.Request, id Identity, status int, msg string, args ...any) {
+	s.errorPage(w, r, status, "", msg, args, id)
 }
 
-func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string, id Identity) {
+func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string, args []any, id Identity) {
 	SecurityHeaders(w.Header())
 	if title == "" {
 		title = ErrorTitle(status)
 	}
-	d := pageData{Title: title, Message: msg}
+	d := pageData{Title: title, Message: msg, MessageArgs: args}
 	if id.User != nil && id.SessionID != "" {
 		if id.Restricted() {
 			d.Recovery = true // link straight to creating a passkey
@@ -202,13 +217,8 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 		rememberLanguage(w, l, s.secure())
 	}
 	d.Langs = s.locales.switcher(r, l, status < 400, func(rd string) string { return s.safeRedirect(r, rd) })
-	if !translatedPages[name] {
-		// Not in the catalogue yet: the page stays English as a whole (and says so in its lang
-		// attribute) rather than mixing languages; the choice is kept for the next page.
-		l, d.Langs = s.locales.byCode["en"], nil
-	}
 	d.Lang, d.Messages = l.code, l.script
-	d.Title, d.Message = l.text(d.Title, d.TitleArgs...), l.text(d.Message)
+	d.Title, d.Message = l.text(d.Title, d.TitleArgs...), l.text(d.Message, d.MessageArgs...)
 	if len(s.domains) > 1 {
 		d.RPID, d.RPHome, d.Domain = s.opts.RPID, s.rpHome(), dom.label()
 	}

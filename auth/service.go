@@ -363,7 +363,9 @@ func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
 // apiError is an error with a status and a client-safe message; the cause goes to the log only.
 type apiError struct {
 	status int
-	msg    string
+	msg    string // a catalogue key, shown in the reader's language with args
+	args   []any
+	field  string // a catalogue key too: "field: msg" (an account.InvalidError)
 	cause  error
 	stepUp bool // the action needs a fresh passkey verification (stepup.go)
 	// unknownCredential marks a login with a credential ID the store does not hold, so that the
@@ -382,6 +384,20 @@ func (e *apiError) Unwrap() error { return e.cause }
 
 func fail(status int, msg string, cause error) error {
 	return &apiError{status: status, msg: msg, cause: cause}
+}
+
+// failf is fail with a message whose verbs args fill, after translation.
+func failf(status int, msg string, args []any, cause error) error {
+	return &apiError{status: status, msg: msg, args: args, cause: cause}
+}
+
+// message is the client-safe text of e in a language.
+func (e *apiError) message(l *locale) string {
+	msg := l.text(e.msg, e.args...)
+	if e.field != "" {
+		msg = l.text(e.field) + ": " + msg
+	}
+	return msg
 }
 
 // api adapts a handler that returns an error: it enforces the CSRF rules on state-changing
@@ -415,7 +431,7 @@ func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) error) http
 			w.Header().Set("Retry-After", "60")
 		}
 		// The page script shows the message as it is: in the page's language (issue 21).
-		msg := s.lang(r).text(ae.msg)
+		msg := ae.message(s.lang(r))
 		if ae.stepUp {
 			writeJSON(w, ae.status, map[string]any{"error": msg, "step_up": true})
 			return

@@ -68,7 +68,7 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 			if rec, ok := w.(*statusRecorder); ok {
 				id = rec.id
 			}
-			h.auth.ErrorPageAs(w, id, status, msg)
+			h.auth.ErrorPageAs(w, r, id, status, msg)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			varyOnCookie(resp)
