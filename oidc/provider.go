@@ -50,7 +50,8 @@ type Sessions interface {
 	Authenticate(r *http.Request) (auth.Identity, bool)
 	Refresh(ctx context.Context)
 	ErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string)
-	Page(w http.ResponseWriter, r *http.Request, status int, name, title string, data any)
+	ErrorPagef(w http.ResponseWriter, r *http.Request, status int, msg string, args ...any)
+	Page(w http.ResponseWriter, r *http.Request, status int, name, title string, data any, titleArgs ...any)
 }
 
 // Options configure a Provider. cmd/latchkey fills them from the config file.
