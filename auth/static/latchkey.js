@@ -8,10 +8,25 @@
   let messages = {};
   try { messages = JSON.parse((document.getElementById("messages") || {}).textContent || "{}") || {}; } catch (e) { /* English */ }
   const lang = document.documentElement.lang || undefined;
+  const nf = window.Intl ? new Intl.NumberFormat(lang) : null;
+  function fill(s, vars) {
+    return vars ? s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? (typeof vars[k] === "number" && nf ? nf.format(vars[k]) : String(vars[k])) : m)) : s;
+  }
   function t(key, vars) {
-    let s = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
-    if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-    return s;
+    const s = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
+    return fill(typeof s === "string" ? s : key, vars);
+  }
+  // tn is t for a message with a count, {n}: the page carries its plural forms, and the
+  // browser's own plural rules for the page's language pick one (English if the page has none).
+  const pr = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
+  function tn(key, n, vars) {
+    const forms = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : null;
+    let s = key;
+    if (forms && typeof forms === "object") {
+      const cat = pr ? pr.select(n) : (n === 1 ? "one" : "other");
+      s = forms[cat] || forms.other || key;
+    }
+    return fill(s, Object.assign({ n: n }, vars || {}));
   }
   // A portal configured as http://localhost only works in a browser on the same machine: a
   // browser elsewhere (a headless server reached by its address) gets no passkeys. Say how to
@@ -221,7 +236,7 @@
     }
   }
   // Other page scripts (tokens, admin) use the same helpers; they load after this one.
-  window.latchkey = { t: t, lang: lang, api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
+  window.latchkey = { t: t, tn: tn, lang: lang, api: api, stepUp: stepUp, withStepUp: withStepUp, explain: explain, say: say, ask: ask,
     refresh: refresh, formatTimes: formatTimes, signal: signal, statusFor: statusFor };
 
   // Turns an exception into words a person can act on: WebAuthn errors by name, server
