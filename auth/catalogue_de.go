@@ -140,9 +140,15 @@ var catalogueDE = map[string]string{
 	"Link no longer valid": "Link nicht mehr gültig",
 	"This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.": "Dieser Wiederherstellungslink wurde an eine E-Mail-Adresse gesendet, die nicht mehr zum Konto gehört. Fordern Sie einen neuen an.",
 	"This address does not take that kind of request.":                                                      "Diese Adresse nimmt diese Art von Anfrage nicht an.",
-	"cross-site request refused":            "websiteübergreifende Anfrage abgelehnt",
-	"content type must be application/json": "der Inhaltstyp muss application/json sein",
-	"malformed JSON body":                   "fehlerhafter JSON-Inhalt",
+	"cross-site request refused":                                     "websiteübergreifende Anfrage abgelehnt",
+	"content type must be application/json":                          "der Inhaltstyp muss application/json sein",
+	"malformed JSON body":                                            "fehlerhafter JSON-Inhalt",
+	"Recover your %s account":                                        "Ihr %s-Konto wiederherstellen",
+	"Someone asked to recover access to the account %s at %s.":       "Jemand hat angefordert, den Zugang zum Konto %s bei %s wiederherzustellen.",
+	"Someone at %s asked to recover access to the account %s at %s.": "Jemand unter %s hat angefordert, den Zugang zum Konto %s bei %s wiederherzustellen.",
+	"Hello %s,": "Hallo %s,",
+	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Wenn Sie das waren, öffnen Sie diesen Link innerhalb von 15 Minuten, um einen neuen Passkey zu erstellen. Er funktioniert einmal:",
+	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Wenn Sie das nicht angefordert haben, ignorieren Sie diese Nachricht: An Ihrem Konto ändert sich nichts.",
 }
 
 // pluralsDE are the sign-in pages' counted messages.

@@ -140,9 +140,15 @@ var catalogueES = map[string]string{
 	"Link no longer valid": "El enlace ya no es válido",
 	"This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.": "Este enlace de recuperación se envió a una dirección de correo que ya no está en la cuenta. Pide uno nuevo.",
 	"This address does not take that kind of request.":                                                      "Esta dirección no admite ese tipo de solicitud.",
-	"cross-site request refused":            "solicitud entre sitios rechazada",
-	"content type must be application/json": "el tipo de contenido debe ser application/json",
-	"malformed JSON body":                   "cuerpo JSON mal formado",
+	"cross-site request refused":                                     "solicitud entre sitios rechazada",
+	"content type must be application/json":                          "el tipo de contenido debe ser application/json",
+	"malformed JSON body":                                            "cuerpo JSON mal formado",
+	"Recover your %s account":                                        "Recupera tu cuenta de %s",
+	"Someone asked to recover access to the account %s at %s.":       "Alguien ha pedido recuperar el acceso a la cuenta %s en %s.",
+	"Someone at %s asked to recover access to the account %s at %s.": "Alguien desde %s ha pedido recuperar el acceso a la cuenta %s en %s.",
+	"Hello %s,": "Hola, %s:",
+	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si has sido tú, abre este enlace en los próximos 15 minutos para crear una llave de acceso nueva. Funciona una sola vez:",
+	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si no lo has pedido, ignora este mensaje: tu cuenta no cambia.",
 }
 
 // pluralsES are the sign-in pages' counted messages.

@@ -140,9 +140,15 @@ var catalogueFR = map[string]string{
 	"Link no longer valid": "Lien expiré",
 	"This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.": "Ce lien de récupération a été envoyé à une adresse e-mail qui n'est plus celle du compte. Demandez-en un nouveau.",
 	"This address does not take that kind of request.":                                                      "Cette adresse n'accepte pas ce type de requête.",
-	"cross-site request refused":            "requête intersite refusée",
-	"content type must be application/json": "le type de contenu doit être application/json",
-	"malformed JSON body":                   "corps JSON mal formé",
+	"cross-site request refused":                                     "requête intersite refusée",
+	"content type must be application/json":                          "le type de contenu doit être application/json",
+	"malformed JSON body":                                            "corps JSON mal formé",
+	"Recover your %s account":                                        "Récupérer votre compte %s",
+	"Someone asked to recover access to the account %s at %s.":       "Quelqu'un a demandé à récupérer l'accès au compte %s sur %s.",
+	"Someone at %s asked to recover access to the account %s at %s.": "Quelqu'un depuis %s a demandé à récupérer l'accès au compte %s sur %s.",
+	"Hello %s,": "Bonjour %s,",
+	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si c'était vous, ouvrez ce lien dans les 15 minutes pour créer une nouvelle clé d'accès. Il ne fonctionne qu'une fois :",
+	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si vous n'avez rien demandé, ignorez ce message : rien ne change sur votre compte.",
 }
 
 // pluralsFR are the sign-in pages' counted messages.

@@ -140,9 +140,15 @@ var catalogueNL = map[string]string{
 	"Link no longer valid": "Link niet meer geldig",
 	"This recovery link was sent to an e-mail address that is no longer on the account. Ask for a new one.": "Deze herstellink is verstuurd naar een e-mailadres dat niet meer bij het account hoort. Vraag een nieuwe aan.",
 	"This address does not take that kind of request.":                                                      "Dit adres accepteert dat soort verzoek niet.",
-	"cross-site request refused":            "cross-site-verzoek geweigerd",
-	"content type must be application/json": "het inhoudstype moet application/json zijn",
-	"malformed JSON body":                   "ongeldige JSON-inhoud",
+	"cross-site request refused":                                     "cross-site-verzoek geweigerd",
+	"content type must be application/json":                          "het inhoudstype moet application/json zijn",
+	"malformed JSON body":                                            "ongeldige JSON-inhoud",
+	"Recover your %s account":                                        "Je %s-account herstellen",
+	"Someone asked to recover access to the account %s at %s.":       "Iemand heeft gevraagd de toegang tot het account %s op %s te herstellen.",
+	"Someone at %s asked to recover access to the account %s at %s.": "Iemand vanaf %s heeft gevraagd de toegang tot het account %s op %s te herstellen.",
+	"Hello %s,": "Hallo %s,",
+	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Was jij dat, open dan binnen 15 minuten deze link om een nieuwe toegangssleutel te maken. Hij werkt één keer:",
+	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Heb je hier niet om gevraagd, negeer dan dit bericht: er verandert niets aan je account.",
 }
 
 // pluralsNL are the sign-in pages' counted messages.

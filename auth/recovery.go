@@ -223,11 +223,12 @@ func (s *Service) recoverByEmail(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Mailer != nil && len(name) <= 64 && s.limits.reserve("recover-email", limiterKey(name), true) == 0 {
 		if release, ok := s.limits.mailSlot(); ok {
 			ctx := context.WithoutCancel(r.Context())
+			l := s.lang(r) // the mail speaks the language of the page that asked for it
 			s.mail.Go(func() {
 				defer release()
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				s.sendRecoveryLink(ctx, name, ip)
+				s.sendRecoveryLink(ctx, l, name, ip)
 			})
 		} else {
 			s.log.WarnContext(r.Context(), "recovery e-mail dropped: too many in flight")
@@ -241,7 +242,7 @@ func (s *Service) recoverByEmail(w http.ResponseWriter, r *http.Request) error {
 // sendRecoveryLink makes a one-time recovery link for the named user and mails it to the address
 // on the account. Users without an address, disabled users and users who never enrolled a passkey
 // (for them, an administrator's enrolment link is the way in) get nothing.
-func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
+func (s *Service) sendRecoveryLink(ctx context.Context, l *locale, name, ip string) {
 	u, err := s.store.UserByName(ctx, name)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -277,8 +278,8 @@ func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
 		return
 	}
 	link := baseURL(s.opts.PublicURL) + "/.latchkey/recover?token=" + url.QueryEscape(token)
-	subject := "Recover your " + s.opts.RPName + " account"
-	if err := s.opts.Mailer.Send(ctx, u.Email, subject, recoveryMail(u.Name, s.opts.PublicURL.Host, link, ip)); err != nil {
+	subject := l.text(N("Recover your %s account"), s.opts.RPName)
+	if err := s.opts.Mailer.Send(ctx, u.Email, subject, recoveryMail(l, u.Name, s.opts.PublicURL.Host, link, ip)); err != nil {
 		s.log.ErrorContext(ctx, "recovery link: sending the e-mail failed", "user_id", u.ID, "err", err)
 		s.auditIP(ctx, u.ID, "recovery_link_failed", "the e-mail could not be sent", ip)
 		return
@@ -286,16 +287,16 @@ func (s *Service) sendRecoveryLink(ctx context.Context, name, ip string) {
 	s.auditIP(ctx, u.ID, "recovery_link_sent", "to the account's e-mail address", ip)
 }
 
-func recoveryMail(user, host, link, ip string) string {
-	from := ""
+// recoveryMail is the magic link's text in the language of the page that asked for it.
+func recoveryMail(l *locale, user, host, link, ip string) string {
+	who := l.text(N("Someone asked to recover access to the account %s at %s."), user, host)
 	if ip != "" {
-		from = " from " + ip
+		who = l.text(N("Someone at %s asked to recover access to the account %s at %s."), ip, user, host)
 	}
-	return "Hello " + user + ",\r\n\r\n" +
-		"someone" + from + " asked to recover access to the account " + user + " at " + host + ".\r\n" +
-		"If it was you, open this link within 15 minutes to create a new passkey. It works once:\r\n\r\n" +
+	return l.text(N("Hello %s,"), user) + "\r\n\r\n" + who + "\r\n" +
+		l.text(N("If it was you, open this link within 15 minutes to create a new passkey. It works once:")) + "\r\n\r\n" +
 		link + "\r\n\r\n" +
-		"If you did not ask for this, ignore this message: nothing changes on your account.\r\n"
+		l.text(N("If you did not ask for this, ignore this message: nothing changes on your account.")) + "\r\n"
 }
 
 // auditIP is audit for work that outlives its request (the request must not be read any more).

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"io"
 	"math/big"
+	"mime"
 	"mime/quotedprintable"
 	"net"
 	"net/http"
@@ -316,4 +317,41 @@ func freePortNum(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestMagicLinkInReadersLanguage (issue 21): the mail speaks the language of the page that asked
+// for it (here French, from the remembered switcher choice), subject included, encoded so that
+// the accents arrive intact.
+func TestMagicLinkInReadersLanguage(t *testing.T) {
+	relay := startRelay(t)
+	mailer, err := newSMTPMailer(relay.config(t), &tls.Config{ServerName: "127.0.0.1", RootCAs: relay.roots, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := lktest.New(t, lktest.Config{Mailer: mailer})
+	_, token := env.AddUser("alice")
+	env.Client().Enrol(lktest.NewPasskey(), token)
+
+	b := env.Client()
+	b.Cookies["latchkey_lang"] = "fr"
+	if r := b.PostJSON("/.latchkey/api/recover/email", map[string]string{"user": "alice"}); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("recover/email: %d %s", r.StatusCode, r.Body)
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(string(relay.next(t).data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || subj != "Récupérer votre compte Latchkey" {
+		t.Fatalf("Subject %q (%v)", subj, err)
+	}
+	body := textBody(t, msg)
+	for _, want := range []string{"Bonjour alice,", "clé d'accès", "dans les 15 minutes"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the mail lacks %q:\n%s", want, body)
+		}
+	}
+	if recoveryLinkRE.FindString(body) == "" {
+		t.Errorf("no link in the mail:\n%s", body)
+	}
 }
