@@ -148,7 +148,7 @@ func ErrorTitle(status int) string {
 	case http.StatusNotFound:
 		return N("Not found")
 	case http.StatusMethodNotAllowed:
-		return N("Method Not Allowed")
+		return N("Method Not Allowed") // the status text, translated: the message says more
 	case http.StatusRequestEntityTooLarge:
 		return N("Request too large")
 	case http.StatusTooManyRequests:
