@@ -147,6 +147,8 @@ func ErrorTitle(status int) string {
 		return N("Not allowed")
 	case http.StatusNotFound:
 		return N("Not found")
+	case http.StatusMethodNotAllowed:
+		return N("Method Not Allowed") // the status text, translated: the message says more
 	case http.StatusRequestEntityTooLarge:
 		return N("Request too large")
 	case http.StatusTooManyRequests:
@@ -173,7 +175,7 @@ func (s *Service) ErrorPage(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // ErrorPagef is ErrorPage with a message whose verbs args fill after translation:
-// ErrorPagef(w, r, 403, N("Your account may not sign in to %s."), app).
+// ErrorPagef(w, r, 403, N("Your account may not sign in to %s. Ask your administrator to add you to one of its groups."), app).
 func (s *Service) ErrorPagef(w http.ResponseWriter, r *http.Request, status int, msg string, args ...any) {
 	id, _ := s.Authenticate(r)
 	s.errorPage(w, r, status, "", msg, args, id)

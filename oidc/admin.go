@@ -29,9 +29,18 @@ type createdClient struct {
 type clientsView struct {
 	Issuer  string
 	CSRF    string
-	Clients []store.OIDCClient
+	Clients []clientRow
 	Created *createdClient
-	Error   string
+	// Error is a catalogue key with at most one verb, which ErrorArgs' one element fills: the page
+	// translates it into the reader's language.
+	Error     string
+	ErrorArgs []any
+}
+
+// clientRow is one app of the list, with its groups joined for one translated line.
+type clientRow struct {
+	store.OIDCClient
+	GroupList string
 }
 
 // adminIdentity admits an admin with a fresh passkey check, or answers (login, step-up, 403).
@@ -44,7 +53,7 @@ func (p *Provider) adminIdentity(w http.ResponseWriter, r *http.Request) (auth.I
 	}
 	admins, _ := p.auth.(Admins)
 	if admins == nil || !admins.IsAdmin(id) {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This area is for administrators.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This area is for administrators."))
 		return id, false
 	}
 	if id.VerifiedAt.IsZero() || p.now().Sub(id.VerifiedAt) > auth.AdminStepUp {
@@ -75,24 +84,27 @@ func (p *Provider) renderClients(w http.ResponseWriter, r *http.Request, id auth
 		p.fail(w, r, err)
 		return
 	}
-	v.Issuer, v.CSRF, v.Clients = p.issuer, p.adminCSRF(id.SessionID), clients
-	p.auth.Page(w, r, status, "oidc_clients", "Admin · Apps", v)
+	v.Issuer, v.CSRF = p.issuer, p.adminCSRF(id.SessionID)
+	for _, c := range clients {
+		v.Clients = append(v.Clients, clientRow{OIDCClient: c, GroupList: strings.Join(c.Groups, ", ")})
+	}
+	p.auth.Page(w, r, status, "oidc_clients", auth.N("Admin · Apps"), v)
 }
 
 // adminAction checks an admin form post: same origin, a fresh admin, the session's token.
 func (p *Provider) adminAction(w http.ResponseWriter, r *http.Request) (auth.Identity, bool) {
 	auth.SecurityHeaders(w.Header())
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form can only be sent from Latchkey's own page."))
 		return auth.Identity{}, false
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != p.public {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form can only be sent from Latchkey's own page."))
 		return auth.Identity{}, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		p.auth.ErrorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		p.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("The form could not be read."))
 		return auth.Identity{}, false
 	}
 	id, ok := p.adminIdentity(w, r)
@@ -100,7 +112,7 @@ func (p *Provider) adminAction(w http.ResponseWriter, r *http.Request) (auth.Ide
 		return id, false
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.adminCSRF(id.SessionID))) {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form has expired. Reload the page and try again."))
 		return id, false
 	}
 	return id, true
@@ -128,11 +140,20 @@ func (p *Provider) adminAdd(w http.ResponseWriter, r *http.Request) {
 		Public: f.Get("public") == "1", Trusted: f.Get("trusted") == "1", Groups: groups,
 		BackchannelLogoutURI: strings.TrimSpace(f.Get("backchannel_logout_uri"))}, p.now())
 	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, store.ErrConflict) {
-			msg = "An app named " + name + " exists already."
+		var ce *ClientError
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: auth.N("An app named %s exists already."), ErrorArgs: []any{name}})
+		case errors.As(err, &ce):
+			v := clientsView{Error: ce.Key}
+			if strings.Contains(ce.Key, "%") {
+				v.ErrorArgs = []any{ce.Arg}
+			}
+			p.renderClients(w, r, id, http.StatusBadRequest, v)
+		default:
+			p.opts.Logger.ErrorContext(r.Context(), "adding an OpenID client failed", "client", name, "err", err)
+			p.renderClients(w, r, id, http.StatusInternalServerError, clientsView{Error: auth.N("Something went wrong on our side. Try again in a moment.")})
 		}
-		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: msg})
 		return
 	}
 	p.audit(r.Context(), id.User.ID, "oidc_client_added", "client "+name+" by "+id.User.Name)
@@ -146,7 +167,7 @@ func (p *Provider) adminRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PostForm.Get("name")
 	if err := p.st.DeleteOIDCClient(r.Context(), name); err != nil {
-		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: "No app named " + name + "."})
+		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: auth.N("No app named %s."), ErrorArgs: []any{name}})
 		return
 	}
 	p.audit(r.Context(), id.User.ID, "oidc_client_removed", "client "+name+" by "+id.User.Name+": its tokens are revoked")
@@ -161,12 +182,12 @@ func (p *Provider) adminRotate(w http.ResponseWriter, r *http.Request) {
 	name := r.PostForm.Get("name")
 	c, err := p.st.OIDCClientByName(r.Context(), name)
 	if err != nil {
-		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: "No app named " + name + "."})
+		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: auth.N("No app named %s."), ErrorArgs: []any{name}})
 		return
 	}
 	secret, err := RotateSecret(r.Context(), p.st, name)
 	if err != nil {
-		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: "A public app has no secret."})
+		p.renderClients(w, r, id, http.StatusBadRequest, clientsView{Error: auth.N("A public app has no secret.")})
 		return
 	}
 	p.audit(r.Context(), id.User.ID, "oidc_client_secret_rotated", "client "+name+" by "+id.User.Name)

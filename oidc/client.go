@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/latchkeyhq/latchkey/auth"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -50,20 +50,35 @@ type NewClient struct {
 	BackchannelLogoutURI string
 }
 
+// ClientError refuses a client's settings. Key is a catalogue key with at most one verb, which Arg
+// fills, so that the Apps page can say it in the reader's language; Error is the English text (the
+// CLI's).
+type ClientError struct {
+	Key string
+	Arg string
+}
+
+func (e *ClientError) Error() string {
+	if strings.Contains(e.Key, "%") {
+		return fmt.Sprintf(e.Key, e.Arg)
+	}
+	return e.Key
+}
+
 // ValidateRedirectURI accepts an absolute URI without a fragment: https or http with a host (apps
 // on a home network often serve plain http), or an app's custom scheme (app.immich:///oauth-callback).
 func ValidateRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.ContainsAny(raw, " \n\r\t") {
-		return fmt.Errorf("redirect URI %q: want an absolute URI without a fragment", raw)
+		return &ClientError{Key: auth.N("redirect URI %q: want an absolute URI without a fragment"), Arg: raw}
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "javascript", "data", "vbscript", "file", "blob":
-		return fmt.Errorf("redirect URI %q: scheme %s cannot be a redirect target", raw, u.Scheme)
+		return &ClientError{Key: auth.N("redirect URI %q: this scheme cannot be a redirect target"), Arg: raw}
 	}
 	if u.Scheme == "http" || u.Scheme == "https" {
 		if u.Host == "" || u.User != nil {
-			return fmt.Errorf("redirect URI %q: want a host and no user info", raw)
+			return &ClientError{Key: auth.N("redirect URI %q: want a host and no user info"), Arg: raw}
 		}
 	}
 	return nil
@@ -73,10 +88,10 @@ func ValidateRedirectURI(raw string) error {
 // (shown once: only its hash is kept).
 func AddClient(ctx context.Context, st *store.Store, nc NewClient, now time.Time) (id, secret string, err error) {
 	if strings.TrimSpace(nc.Name) == "" {
-		return "", "", errors.New("a client needs a name")
+		return "", "", &ClientError{Key: auth.N("a client needs a name")}
 	}
 	if len(nc.RedirectURIs) == 0 {
-		return "", "", errors.New("a client needs at least one --redirect-uri")
+		return "", "", &ClientError{Key: auth.N("a client needs at least one --redirect-uri")}
 	}
 	for _, u := range append(slices.Clone(nc.RedirectURIs), nc.PostLogoutURIs...) {
 		if err := ValidateRedirectURI(u); err != nil {
@@ -85,7 +100,7 @@ func AddClient(ctx context.Context, st *store.Store, nc NewClient, now time.Time
 	}
 	if u := nc.BackchannelLogoutURI; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Fragment != "" {
-			return "", "", fmt.Errorf("back-channel logout URI %q: want an http(s) URL without a fragment", u)
+			return "", "", &ClientError{Key: auth.N("back-channel logout URI %q: want an http(s) URL without a fragment"), Arg: u}
 		}
 	}
 	id = randomString(18)

@@ -53,7 +53,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !c.allows(id.User.Groups) {
 		p.audit(ctx, id.User.ID, "oidc_denied", "client "+c.c.Name+": user not in its groups")
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "Your account may not sign in to "+c.c.Name+". Ask your administrator to add you to one of its groups.")
+		p.auth.ErrorPagef(w, r, http.StatusForbidden, auth.N("Your account may not sign in to %s. Ask your administrator to add you to one of its groups."), c.c.Name)
 		return
 	}
 	if !p.fresh(a, id) {
@@ -90,7 +90,7 @@ func (p *Provider) pending(w http.ResponseWriter, r *http.Request, reqID string)
 			p.fail(w, r, err)
 			return nil, nil, false
 		}
-		p.auth.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was already used. Go back to the app and sign in again.")
+		p.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("This sign-in request has expired or was already used. Go back to the app and sign in again."))
 		return nil, nil, false
 	}
 	a, err := fromStored(sa)
@@ -109,7 +109,7 @@ func (p *Provider) pending(w http.ResponseWriter, r *http.Request, reqID string)
 
 func (p *Provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.opts.Logger.ErrorContext(r.Context(), "oidc login step failed", "err", err)
-	p.auth.ErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+	p.auth.ErrorPage(w, r, http.StatusInternalServerError, auth.N("Something went wrong on our side. Try again in a moment."))
 }
 
 // fresh reports whether the session's last passkey verification satisfies the request: max_age
@@ -149,7 +149,7 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, a *authReque
 	}
 	if err := p.st.ApproveOIDCAuthRequest(ctx, a.ID, id.User.ID, id.SessionID, id.VerifiedAt, body); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			p.auth.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was already used. Go back to the app and sign in again.")
+			p.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("This sign-in request has expired or was already used. Go back to the app and sign in again."))
 			return
 		}
 		p.fail(w, r, err)
@@ -190,15 +190,15 @@ type consentView struct {
 	Client string
 	ID     string
 	CSRF   string
-	Scopes []string // plain-language lines
+	Scopes []string // plain-language lines, catalogue keys the page translates
 }
 
 var scopeText = map[string]string{
-	oidc.ScopeOpenID:        "Know who you are (your account ID)",
-	oidc.ScopeProfile:       "See your user name and display name",
-	oidc.ScopeEmail:         "See your email address",
-	ScopeGroups:             "See the groups you belong to",
-	oidc.ScopeOfflineAccess: "Stay signed in when you are not using it",
+	oidc.ScopeOpenID:        auth.N("Know who you are (your account ID)"),
+	oidc.ScopeProfile:       auth.N("See your user name and display name"),
+	oidc.ScopeEmail:         auth.N("See your email address"),
+	ScopeGroups:             auth.N("See the groups you belong to"),
+	oidc.ScopeOfflineAccess: auth.N("Stay signed in when you are not using it"),
 }
 
 func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request, a *authRequest, c *client, id auth.Identity) {
@@ -213,7 +213,7 @@ func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request, a *authRe
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"connect-src 'self'; form-action 'self' "+formTarget(a.RedirectURI)+"; frame-ancestors 'none'; base-uri 'none'")
-	p.auth.Page(w, r, http.StatusOK, "oidc_consent", "Allow "+c.c.Name+"?", v)
+	p.auth.Page(w, r, http.StatusOK, "oidc_consent", auth.N("Allow %s?"), v, c.c.Name)
 }
 
 // formTarget is the CSP source for a redirect URI: its origin, or its scheme for an app's
@@ -243,16 +243,16 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 	// Under Referrer-Policy: no-referrer, browsers send "Origin: null" with a same-origin form
 	// post; Sec-Fetch-Site still says where it came from, and the CSRF token decides.
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form can only be sent from Latchkey's own page."))
 		return
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != p.public {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form can only be sent from Latchkey's own page.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form can only be sent from Latchkey's own page."))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
-		p.auth.ErrorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		p.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("The form could not be read."))
 		return
 	}
 	a, c, ok := p.pending(w, r, r.PostForm.Get("id"))
@@ -262,7 +262,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 	id, signedIn := p.auth.Authenticate(r)
 	if !signedIn || id.SessionID == "" || id.Restricted() ||
 		!hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(id.SessionID, a.ID))) {
-		p.auth.ErrorPage(w, r, http.StatusForbidden, "This form has expired. Go back to the app and sign in again.")
+		p.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("This form has expired. Go back to the app and sign in again."))
 		return
 	}
 	if !c.allows(id.User.Groups) || !p.fresh(a, id) {

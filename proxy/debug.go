@@ -91,7 +91,7 @@ func (h *Handler) debugRequest(w http.ResponseWriter, r *http.Request) {
 	cookieOnly := r.Clone(r.Context())
 	cookieOnly.Header.Del("Authorization")
 	if id, signedIn := h.auth.Authenticate(cookieOnly); !signedIn || !h.auth.IsAdmin(id) {
-		h.auth.ErrorPage(w, r, http.StatusForbidden, "The request debugger answers administrators only: open it signed in as a member of the admin group.")
+		h.auth.ErrorPage(w, r, http.StatusForbidden, auth.N("The request debugger answers administrators only: open it signed in as a member of the admin group."))
 		return
 	}
 	rep := h.debugReport(r, trusted)

@@ -457,7 +457,7 @@ func writeUnavailable(h *Handler, w http.ResponseWriter, r *http.Request, t *tar
 	w.Header().Set("Retry-After", "2")
 	if isNavigation(r.Method, r) || (t != nil && isNavigation(t.method, r)) {
 		h.auth.ErrorPage(w, r, http.StatusServiceUnavailable,
-			"Sign-in checks are paused for a moment while Latchkey reconnects to its database. Try again in a few seconds.")
+			auth.N("Sign-in checks are paused for a moment while Latchkey reconnects to its database. Try again in a few seconds."))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -494,16 +494,18 @@ func (h *Handler) loginLocation(t *target, stepUp bool) string {
 	return b.String()
 }
 
+// forbidMessage is the forbidden page's message, a catalogue key: the page is in the reader's
+// language.
 func forbidMessage(d Decision) string {
 	switch {
 	case d.Identity.Restricted():
-		return "You signed in with a recovery method. Create a new passkey first; then sign in with it."
+		return auth.N("You signed in with a recovery method. Create a new passkey first; then sign in with it.")
 	case d.Reason == "rule requires a device-bound passkey":
-		return "This page needs a passkey that is bound to one device (a security key or a device's built-in authenticator), not a synced passkey. Sign in with such a passkey, or add one on your account page."
+		return auth.N("This page needs a passkey that is bound to one device (a security key or a device's built-in authenticator), not a synced passkey. Sign in with such a passkey, or add one on your account page.")
 	case d.Reason == "rule requires another authenticator":
-		return "This page accepts passkeys from specific authenticators only. Sign in with one of those, or ask your administrator."
+		return auth.N("This page accepts passkeys from specific authenticators only. Sign in with one of those, or ask your administrator.")
 	}
-	return "You are signed in, but this page is not open to your account."
+	return auth.N("You are signed in, but this page is not open to your account.")
 }
 
 // isNavigation reports a browser page load: GET or HEAD accepting HTML.

@@ -56,19 +56,26 @@ func (h *Handler) newUpstream(rt Route) *upstream {
 			// needs no guessing (r.Host is what the router matched, already judged).
 			app := r.Host
 			status := http.StatusBadGateway
-			msg := app + " is not answering. Latchkey let you through; the application itself is down or unreachable. Try again in a moment."
+			msg := auth.N("%s is not answering. Latchkey let you through; the application itself is down or unreachable. Try again in a moment.")
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				status = http.StatusGatewayTimeout
-				msg = app + " took too long to answer. Latchkey let you through; the application itself is slow or stuck. Try again in a moment."
+				msg = auth.N("%s took too long to answer. Latchkey let you through; the application itself is slow or stuck. Try again in a moment.")
 			}
 			// The error handler sees the outgoing request, which no longer carries the session
-			// cookie; the decision's identity travels with the response writer.
+			// cookie, and whose URL is the upstream's: the decision's identity and the request as
+			// it arrived (its address for the language links; its Accept-Language and language
+			// cookie, which prepareUpstream leaves alone, for the language) travel with the
+			// response writer.
 			var id auth.Identity
+			in := r
 			if rec, ok := w.(*statusRecorder); ok {
 				id = rec.id
+				if rec.in != nil {
+					in = rec.in
+				}
 			}
-			h.auth.ErrorPageAs(w, r, id, status, msg)
+			h.auth.ErrorPageAs(w, in, id, status, msg, app)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			varyOnCookie(resp)
@@ -248,7 +255,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	// port mapping (docker -p 8080:9000) makes differ from what browsers use.
 	host, ok := CanonicalHost(r.Host, scheme)
 	if !ok {
-		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This request has no usable Host.")
+		h.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("This request has no usable Host."))
 		return
 	}
 	up := h.route(host, scheme)
@@ -257,14 +264,14 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/.latchkey/account", http.StatusFound)
 			return
 		}
-		h.auth.ErrorPage(w, r, http.StatusNotFound, "Nothing is served at this address.")
+		h.auth.ErrorPage(w, r, http.StatusNotFound, auth.N("Nothing is served at this address."))
 		return
 	}
 	// The rules see the scheme of this connection, so that a Host without a port has the port
 	// the request really reached (a rule naming :443 does not match plain http on :80).
 	t := target{method: r.Method, scheme: scheme, host: host}
 	if h.setURI(&t, r.URL.RequestURI()) != "" || strings.HasPrefix(t.path, "/.latchkey/") {
-		h.auth.ErrorPage(w, r, http.StatusBadRequest, "This address could mean different things to different servers, so it is refused.")
+		h.auth.ErrorPage(w, r, http.StatusBadRequest, auth.N("This address could mean different things to different servers, so it is refused."))
 		return
 	}
 	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
@@ -279,6 +286,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, id: d.Identity}
 	r = h.rollDeadlines(rec, r)
 	h.prepareUpstream(r, t.path, d.Identity)
+	rec.in = r
 	upstreamStart := time.Now() // the upstream histogram excludes the access check
 	up.proxy.ServeHTTP(rec, r)
 	h.opts.Metrics.Upstream(up.name, rec.status, time.Since(upstreamStart))
@@ -355,6 +363,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 type statusRecorder struct {
 	http.ResponseWriter
 	id     auth.Identity // the decision's, for the error page
+	in     *http.Request // the request as it arrived (prepared for the upstream), for the error page
 	status int
 	rc     *http.ResponseController // nil: no write deadline to move
 	idle   time.Duration
