@@ -226,11 +226,12 @@ func (ls *locales) switcher(r *http.Request, cur *locale, keep bool, rd func(str
 	return out
 }
 
-// rememberLanguage stores a switcher choice for a year; the page script reads nothing from it,
-// so HttpOnly costs nothing.
-func rememberLanguage(w http.ResponseWriter, l *locale, secure bool) {
-	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l.code, Path: "/", MaxAge: 365 * 24 * 3600,
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+// rememberLanguage stores a switcher choice for a year, on the same domain as the session
+// cookie, so that the pages a proxy shows on the applications' hosts (forbidden, not answering)
+// follow it too. The page script reads nothing from it, so HttpOnly costs nothing.
+func rememberLanguage(w http.ResponseWriter, l *locale, d *domain) {
+	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l.code, Path: "/", Domain: d.Name, MaxAge: 365 * 24 * 3600,
+		HttpOnly: true, Secure: d.PublicURL.Scheme == "https", SameSite: http.SameSiteLaxMode})
 }
 
 // Where the catalogue's keys are used: {{t "..."}} in the templates, t("...") in the page

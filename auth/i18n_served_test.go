@@ -41,11 +41,10 @@ func TestLanguageServed(t *testing.T) {
 
 	alice := join(t, env, "alice")
 	alice.b.Get("/.latchkey/login?lang=fr")
-	if r := alice.b.Get("/.latchkey/account"); !strings.Contains(string(r.Body), `<html lang="en">`) || strings.Contains(string(r.Body), `id="languages"`) {
-		t.Errorf("the account page, not yet translated, is not plain English:\n%s", r.Body)
-	}
-	if r := alice.b.Get("/.latchkey/logout"); !strings.Contains(string(r.Body), `<html lang="fr">`) {
-		t.Errorf("the choice did not outlive an English page:\n%s", r.Body)
+	for _, page := range []string{"/.latchkey/account", "/.latchkey/logout"} {
+		if r := alice.b.Get(page); !strings.Contains(string(r.Body), `<html lang="fr">`) || !strings.Contains(string(r.Body), `id="languages"`) {
+			t.Errorf("%s is not in the chosen French:\n%s", page, r.Body)
+		}
 	}
 
 	other := env.Client()
@@ -60,5 +59,23 @@ func TestLanguageServed(t *testing.T) {
 		http.Header{"Content-Type": {"application/json"}, "Accept-Language": {"fr"}, "Origin": {env.Public.Scheme + "://" + env.Public.Host}})
 	if err := res.JSON(&e); err != nil || e.Error != "aucune connexion en cours ; recommencez" {
 		t.Errorf("API error in French: %d %s", res.StatusCode, res.Body)
+	}
+}
+
+// TestLanguageCookieDomain: with session.cookie_domain, the language choice is remembered on the
+// same domain as the session, so that the pages the proxy shows on an application's host
+// (forbidden, not answering) follow it; without one it stays on the portal's host.
+func TestLanguageCookieDomain(t *testing.T) {
+	for _, tc := range []struct{ cookieDomain, want string }{{"example.com", "example.com"}, {"", ""}} {
+		env := lktest.New(t, lktest.Config{PublicURL: "https://auth.example.com", CookieDomain: tc.cookieDomain, RPID: "example.com"})
+		var ck *http.Cookie
+		for _, c := range env.Client().Get("/.latchkey/login?lang=nl").Cookies() {
+			if c.Name == "latchkey_lang" {
+				ck = c
+			}
+		}
+		if ck == nil || ck.Value != "nl" || ck.Domain != tc.want || !ck.Secure || !ck.HttpOnly {
+			t.Errorf("cookie_domain %q: language cookie %+v, want domain %q, Secure, HttpOnly", tc.cookieDomain, ck, tc.want)
+		}
 	}
 }

@@ -238,7 +238,7 @@ var (
 	scriptRe   = regexp.MustCompile(`(?s)<(script|style)\b.*?</(script|style)>`)
 	tagRe      = regexp.MustCompile(`(?s)<[^>]*>`)
 	entityRe   = regexp.MustCompile(`&#?\w+;`)
-	readAttrRe = regexp.MustCompile(`\b(placeholder|title|aria-label|alt|value)="([^"]*)"`)
+	readAttrRe = regexp.MustCompile(`\b(placeholder|title|aria-label|alt)="([^"]*)"`)
 	wordRe     = regexp.MustCompile(`\pL{2,}`)
 )
 

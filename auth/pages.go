@@ -216,7 +216,7 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 	d.Brand = s.brand.view()
 	l, chosen := s.locales.pick(r)
 	if chosen {
-		rememberLanguage(w, l, s.secure())
+		rememberLanguage(w, l, dom)
 	}
 	d.Langs = s.locales.switcher(r, l, status < 400, func(rd string) string { return s.safeRedirect(r, rd) })
 	d.Lang, d.Messages = l.code, l.script
