@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
 )
 
@@ -26,11 +25,11 @@ func (s *Service) accountOwner(r *http.Request) (Identity, error) {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
 		// No session, or an API token: account management is for people at a browser.
-		return id, fail(http.StatusUnauthorized, "sign in first", nil)
+		return id, fail(http.StatusUnauthorized, N("sign in first"), nil)
 	}
 	if id.Restricted() {
 		s.audit(r.Context(), r, id.User.ID, "restricted_session_refused", r.Method+" "+r.URL.Path)
-		return id, fail(http.StatusForbidden, "create a new passkey first; until then this session can do nothing else", nil)
+		return id, fail(http.StatusForbidden, N("create a new passkey first; until then this session can do nothing else"), nil)
 	}
 	return id, nil
 }
@@ -39,7 +38,7 @@ func (s *Service) accountOwner(r *http.Request) (Identity, error) {
 func decodeCredentialID(s string) ([]byte, error) {
 	id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 	if err != nil || len(id) == 0 || len(id) > 1023 {
-		return nil, fail(http.StatusBadRequest, "unknown passkey", err)
+		return nil, fail(http.StatusBadRequest, N("unknown passkey"), err)
 	}
 	return id, nil
 }
@@ -49,11 +48,11 @@ func decodeCredentialID(s string) ([]byte, error) {
 func cleanPasskeyName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxPasskeyName {
-		return "", fail(http.StatusBadRequest, fmt.Sprintf("a passkey name has 1 to %d characters", maxPasskeyName), nil)
+		return "", failf(http.StatusBadRequest, N("a passkey name has 1 to %d characters"), []any{maxPasskeyName}, nil)
 	}
 	for _, c := range name {
 		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
-			return "", fail(http.StatusBadRequest, "a passkey name cannot hold control characters", nil)
+			return "", fail(http.StatusBadRequest, N("a passkey name cannot hold control characters"), nil)
 		}
 	}
 	return name, nil
@@ -82,7 +81,7 @@ func (s *Service) renamePasskey(w http.ResponseWriter, r *http.Request) error {
 	// The store matches the passkey and the user together: another user's passkey is "unknown".
 	if err := s.store.RenameCredential(r.Context(), id.User.ID, credID, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "unknown passkey", err)
+			return fail(http.StatusNotFound, N("unknown passkey"), err)
 		}
 		return err
 	}
@@ -95,7 +94,7 @@ func (s *Service) renamePasskey(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) ownTarget(r *http.Request, id Identity) (store.User, error) {
 	u, err := s.store.UserByID(r.Context(), id.User.ID)
 	if err != nil {
-		return u, fail(http.StatusUnauthorized, "sign in first", err)
+		return u, fail(http.StatusUnauthorized, N("sign in first"), err)
 	}
 	return u, nil
 }
@@ -124,7 +123,7 @@ func (s *Service) removePasskey(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch err := s.accounts.RemovePasskey(ctx, s.actor(r, id), u, credID); {
 	case errors.Is(err, store.ErrNotFound):
-		return fail(http.StatusNotFound, "unknown passkey", err)
+		return fail(http.StatusNotFound, N("unknown passkey"), err)
 	case errors.Is(err, store.ErrLastPasskey):
 		s.audit(ctx, r, id.User.ID, "passkey_remove_refused", "last passkey, no unused recovery code")
 		return accountError(err)
@@ -210,7 +209,7 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, ok := decodeID(body.ID); !ok {
-		return fail(http.StatusNotFound, "unknown session", nil)
+		return fail(http.StatusNotFound, N("unknown session"), nil)
 	}
 	ctx := r.Context()
 	u, err := s.ownTarget(r, id)
@@ -221,7 +220,7 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 	// Scoped to the signed-in user: another user's session ID is "unknown", never revoked.
 	if err := s.accounts.RevokeSession(ctx, s.actor(r, id), u, body.ID, current); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "unknown session", err)
+			return fail(http.StatusNotFound, N("unknown session"), err)
 		}
 		return err
 	}
@@ -265,8 +264,18 @@ func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) erro
 	s.Refresh(ctx)
 	s.clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": rv.Sessions, "tokens_revoked": rv.Tokens,
-		"message": account.Summary(rv, tokens) + ".", "redirect": s.loginURL(r)})
+		"message": revokedSummary(s.lang(r), rv, tokens) + ".", "redirect": s.loginURL(r)})
 	return nil
+}
+
+// revokedSummary is account.Summary in a language: what signing out everywhere ended ("Ended 2
+// sessions and revoked 1 API token" in English), each count in its plural form.
+func revokedSummary(l *locale, rv store.Revoked, tokens bool) string {
+	out := l.text(N("Ended %d sessions"), rv.Sessions)
+	if tokens {
+		out = l.text(N("%s and %s"), out, l.text(N("revoked %d API tokens"), rv.Tokens))
+	}
+	return out
 }
 
 func (s *Service) loginURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/login" }

@@ -305,7 +305,7 @@ func TestPolishAccountPage(t *testing.T) {
 
 	js := string(env.Client().Get("/.latchkey/static/latchkey.js").Body)
 	remove := js[strings.Index(js, `"/.latchkey/api/passkeys/remove"`):]
-	remove = remove[:strings.Index(remove, `” removed.");`)]
+	remove = remove[:strings.Index(remove, `” removed.`)]
 	if !strings.Contains(remove, "res.redirect") {
 		t.Error("the page script does not follow the redirect after removing a passkey")
 	}

@@ -26,7 +26,7 @@ var errStepUp = errors.New("passkey verification too old")
 // stepUpNeeded is the answer to an action whose session needs a fresh verification: 401 with
 // {"error": ..., "step_up": true}, so that a page knows to run the ceremony and retry.
 func stepUpNeeded() error {
-	return &apiError{status: http.StatusUnauthorized, msg: "confirm it's you with your passkey first", cause: errStepUp, stepUp: true}
+	return &apiError{status: http.StatusUnauthorized, msg: N("confirm it's you with your passkey first"), cause: errStepUp, stepUp: true}
 }
 
 // fresh checks that a signed-in, full session verified a passkey within StepUpWindow.

@@ -83,10 +83,10 @@ func (s *Service) authenticateToken(r *http.Request, now time.Time) (Identity, b
 func (s *Service) tokenOwner(r *http.Request) (Identity, error) {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		return id, fail(http.StatusUnauthorized, "sign in first", nil)
+		return id, fail(http.StatusUnauthorized, N("sign in first"), nil)
 	}
 	if id.Restricted() {
-		return id, fail(http.StatusForbidden, "create a passkey first", nil)
+		return id, fail(http.StatusForbidden, N("create a passkey first"), nil)
 	}
 	return id, nil
 }
@@ -160,19 +160,19 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := strings.TrimSpace(body.Name)
 	if name == "" || len(name) > maxTokenName {
-		return fail(http.StatusBadRequest, fmt.Sprintf("give the token a name (1 to %d characters)", maxTokenName), nil)
+		return failf(http.StatusBadRequest, N("give the token a name (1 to %d characters)"), []any{maxTokenName}, nil)
 	}
 	if account.HasControl(name) {
-		return fail(http.StatusBadRequest, "a token name cannot hold control characters", nil)
+		return fail(http.StatusBadRequest, N("a token name cannot hold control characters"), nil)
 	}
 	if len(body.Hosts) == 0 || len(body.Hosts) > maxTokenHosts {
-		return fail(http.StatusBadRequest, fmt.Sprintf("list the hosts the token is for (1 to %d)", maxTokenHosts), nil)
+		return failf(http.StatusBadRequest, N("list the hosts the token is for (1 to %d)"), []any{maxTokenHosts}, nil)
 	}
 	hosts := make([]string, 0, len(body.Hosts))
 	for _, h := range body.Hosts {
 		ch, ok := tokenHost(h)
 		if !ok {
-			return fail(http.StatusBadRequest, fmt.Sprintf("%q is not a host name such as app.example.com", h), nil)
+			return failf(http.StatusBadRequest, N("%q is not a host name such as app.example.com"), []any{h}, nil)
 		}
 		if !contains(hosts, ch) {
 			hosts = append(hosts, ch)
@@ -181,7 +181,7 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) error {
 	ttl := defaultTokenTTL
 	if body.ExpiresIn != "" {
 		if ttl, err = time.ParseDuration(body.ExpiresIn); err != nil || ttl <= 0 || ttl > maxTokenTTL {
-			return fail(http.StatusBadRequest, "expires_in must be a duration such as 720h, at most 8784h", err)
+			return fail(http.StatusBadRequest, N("expires_in must be a duration such as 720h, at most 8784h"), err)
 		}
 	}
 	raw, _, err := newToken()
@@ -212,7 +212,7 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	tid := r.PathValue("id")
 	if err := s.store.RevokeToken(r.Context(), id.User.ID, tid); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "no such token", err)
+			return fail(http.StatusNotFound, N("no such token"), err)
 		}
 		return err
 	}
@@ -236,7 +236,7 @@ func (s *Service) tokensPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "tokens", pageData{Title: "API tokens", User: id.User, Data: struct{ Tokens []tokenView }{toks}})
+	s.render(w, r, http.StatusOK, "tokens", pageData{Title: N("API tokens"), User: id.User, Data: struct{ Tokens []tokenView }{toks}})
 	return nil
 }
 

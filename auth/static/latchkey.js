@@ -113,7 +113,9 @@
     }
   }
 
-  const ask = (window.latchkeyDialog && window.latchkeyDialog.ask) || (async () => false);
+  // ask is the in-page dialog (dialog.js) with its buttons' default words in the page's language.
+  const dialogAsk = window.latchkeyDialog && window.latchkeyDialog.ask;
+  const ask = dialogAsk ? (o => dialogAsk(Object.assign({ ok: t("OK"), cancel: t("Cancel") }, o))) : (async () => false);
 
   // WebAuthn Signal API, where the browser has it: tell the password manager which passkeys the
   // server still accepts (it drops the others) and the user's current names. Failures are not
@@ -512,7 +514,7 @@
     };
     const addButton = document.getElementById("passkey-add");
     addButton.addEventListener("click", () => act(addButton, async () => {
-      say("Follow your browser's prompt…", "", addButton);
+      say(t("Follow your browser's prompt…"), "", addButton);
       const res = await register("");
       await signal(res.signal);
       await refresh(["passkeys", "last-passkey-hint"]);
@@ -520,21 +522,21 @@
       const input = document.getElementById("new-passkey-name");
       if (input) { input.focus(); input.select(); }
       return res;
-    }, "Passkey added. Give it a name you will recognise, or keep this one."));
+    }, t("Passkey added. Give it a name you will recognise, or keep this one.")));
 
     const regen = document.getElementById("codes-regenerate");
     regen.addEventListener("click", async () => {
-      if (!await ask({ title: "Make new recovery codes?", text: "Your current recovery codes stop working at once. Store the new ones before you leave this page.",
-        ok: "Make new codes" })) return;
+      if (!await ask({ title: t("Make new recovery codes?"), text: t("Your current recovery codes stop working at once. Store the new ones before you leave this page."),
+        ok: t("Make new codes") })) return;
       act(regen, async () => {
         const res = await api("/.latchkey/api/recovery-codes", {});
         showCodes(res.recovery_codes);
         const left = document.getElementById("codes-left");
-        if (left) left.textContent = res.recovery_codes.length + " unused recovery codes.";
+        if (left) left.textContent = tn("{n} unused recovery codes.", res.recovery_codes.length);
         const list = document.getElementById("passkeys");
         if (list) list.dataset.codes = String(res.recovery_codes.length);
         await refresh(["last-passkey-hint"]);
-      }, "New recovery codes made. Store them now.");
+      }, t("New recovery codes made. Store them now."));
     });
 
     const emailForm = document.getElementById("email-change");
@@ -545,14 +547,14 @@
         const res = await api("/.latchkey/api/account/email", { email: input.value.trim() });
         input.value = res.email;
         const shown = document.getElementById("account-email");
-        if (shown) shown.textContent = res.email || "none";
-      }, input.value.trim() ? "E-mail address saved." : "E-mail address removed.");
+        if (shown) shown.textContent = res.email || t("no e-mail address");
+      }, input.value.trim() ? t("E-mail address saved.") : t("E-mail address removed."));
     });
 
     const revokeAll = document.getElementById("revoke-all");
     revokeAll.addEventListener("click", async () => {
-      if (!await ask({ title: "Sign out everywhere?", text: "Every session of yours ends, this browser's too. You sign in again with a passkey.",
-        ok: "Sign out everywhere", danger: true })) return;
+      if (!await ask({ title: t("Sign out everywhere?"), text: t("Every session of yours ends, this browser's too. You sign in again with a passkey."),
+        ok: t("Sign out everywhere"), danger: true })) return;
       act(revokeAll, async () => {
         const tokens = document.getElementById("revoke-tokens");
         const res = await api("/.latchkey/api/sessions/revoke-all", { tokens: !tokens || tokens.checked });
@@ -560,7 +562,7 @@
         page.querySelectorAll("section, #logout").forEach(el => { el.hidden = true; });
         const again = document.getElementById("sign-in-again");
         if (again) { again.href = res.redirect || "/.latchkey/login"; again.hidden = false; }
-        say((res.message || "Signed out everywhere.") + " This browser is signed out as well.", "ok");
+        say((res.message || t("Signed out everywhere.")) + " " + t("This browser is signed out as well."), "ok");
       });
     });
     document.getElementById("logout").addEventListener("click", () => act(null, async () => {
@@ -575,16 +577,16 @@
       const codes = list ? Number(list.dataset.codes || 0) : 0;
       if (count <= 1) {
         return codes > 0
-          ? "This is your only passkey. Without it you will sign in with a recovery code (" + codes + " left) until you add a passkey."
-          : "This is your only passkey and you have no unused recovery code: removing it is refused. Add another passkey or make new recovery codes first.";
+          ? tn("This is your only passkey. Without it you will sign in with a recovery code ({n} left) until you add a passkey.", codes)
+          : t("This is your only passkey and you have no unused recovery code: removing it is refused. Add another passkey or make new recovery codes first.");
       }
-      if (li.dataset.current === "1") return "It will no longer sign you in, and this browser, which signed in with it, is signed out.";
-      return "It will no longer sign you in, and the sessions made with it end.";
+      if (li.dataset.current === "1") return t("It will no longer sign you in, and this browser, which signed in with it, is signed out.");
+      return t("It will no longer sign you in, and the sessions made with it end.");
     }
 
     async function removePasskey(li, near) {
-      const name = (li.querySelector(".passkey-name, strong") || {}).textContent || "this passkey";
-      if (!await ask({ title: "Remove “" + name + "”?", text: removeText(li), ok: "Remove passkey", danger: true })) return;
+      const name = (li.querySelector(".passkey-name, strong") || {}).textContent || t("this passkey");
+      if (!await ask({ title: t("Remove “{name}”?", { name: name }), text: removeText(li), ok: t("Remove passkey"), danger: true })) return;
       await act(near, async () => {
         const res = await api("/.latchkey/api/passkeys/remove", { id: li.dataset.id });
         await signal(res.signal); // the password manager drops it too
@@ -593,20 +595,20 @@
         if (li.closest("#lost-passkeys")) li.remove();
         await refresh(["passkeys", "last-passkey-hint", "sessions"]);
         return res;
-      }, "Passkey “" + name + "” removed.");
+      }, t("Passkey “{name}” removed.", { name: name }));
     }
 
     const endOthers = document.getElementById("end-other-sessions");
     if (endOthers) endOthers.addEventListener("click", async () => {
-      if (!await ask({ title: "Sign out all other sessions?", text: "Every browser signed in as you, except this one, is signed out at once.",
-        ok: "Sign them out", danger: true })) return;
+      if (!await ask({ title: t("Sign out all other sessions?"), text: t("Every browser signed in as you, except this one, is signed out at once."),
+        ok: t("Sign them out"), danger: true })) return;
       act(endOthers, async () => {
         const others = [...document.querySelectorAll("#sessions li[data-id]:not([data-current])")];
         for (const li of others) await api("/.latchkey/api/sessions/revoke", { id: li.dataset.id });
         await refresh(["sessions"]);
         endOthers.hidden = true;
         return others.length;
-      }, n => n === 1 ? "Signed out 1 other session." : "Signed out " + n + " other sessions.");
+      }, n => tn("Signed out {n} other sessions.", n));
     });
 
     // One listener for every row, also for rows that replaced the first ones (refresh).
@@ -617,22 +619,22 @@
       const id = li && li.dataset.id;
       if (b.dataset.action === "rename") {
         const nameEl = li.querySelector(".passkey-name");
-        const name = await ask({ title: "Rename passkey", field: { label: "Name", value: nameEl.textContent, maxLength: 64 }, ok: "Save name" });
+        const name = await ask({ title: t("Rename passkey"), field: { label: t("Name"), value: nameEl.textContent, maxLength: 64 }, ok: t("Save name") });
         if (!name) return;
         act(b, async () => {
           const res = await api("/.latchkey/api/passkeys/rename", { id: id, name: name });
           await refresh(["passkeys"]);
           return res;
-        }, res => "Renamed to “" + res.name + "”.");
+        }, res => t("Renamed to “{name}”.", { name: res.name }));
       } else if (b.dataset.action === "remove" || b.dataset.action === "remove-lost") {
         removePasskey(li, b);
       } else if (b.dataset.action === "revoke") {
         const current = li.dataset.current === "1";
-        if (current && !await ask({ title: "Sign out this browser?", text: "This session ends; you sign in again with a passkey.", ok: "Sign out", danger: true })) return;
+        if (current && !await ask({ title: t("Sign out this browser?"), text: t("This session ends; you sign in again with a passkey."), ok: t("Sign out"), danger: true })) return;
         act(b, async () => {
           const res = await api("/.latchkey/api/sessions/revoke", { id: id });
           if (res.redirect) window.location.assign(res.redirect); else await refresh(["sessions"]);
-        }, "Session ended.");
+        }, t("Session ended."));
       }
     });
   }

@@ -8,6 +8,8 @@
   const say = lk.say || (() => {});
   const ask = lk.ask || (async () => false);
   const refresh = lk.refresh || (async () => {});
+  // Words in the page's language (latchkey.js); English, filled the same way, without it.
+  const t = lk.t || ((key, vars) => key.replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? String(vars[k]) : m)));
   async function call(method, path, body) {
     const opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
     if (body !== undefined) {
@@ -18,7 +20,7 @@
     let data = {};
     try { data = await res.json(); } catch (e) { /* empty body */ }
     if (!res.ok) {
-      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      const err = new Error(data.error || t("Request failed ({status})", { status: res.status }));
       err.status = res.status;
       err.stepUp = data.step_up === true;
       throw err;
@@ -42,10 +44,10 @@
       document.getElementById("token-new").hidden = false;
       const copy = document.getElementById("token-copy");
       copy.onclick = () => navigator.clipboard &&
-        navigator.clipboard.writeText(res.token).then(() => say("Token copied.", "ok", copy));
+        navigator.clipboard.writeText(res.token).then(() => say(t("Token copied."), "ok", copy));
       form.reset();
       await refresh(["tokens"]);
-      say("Token “" + name + "” created. Copy it now: it is not shown again.", "ok", form);
+      say(t("Token “{name}” created. Copy it now: it is not shown again.", { name: name }), "ok", form);
     } catch (e) {
       say(explain(e), "error", form);
     }
@@ -56,12 +58,12 @@
     const b = ev.target.closest("[data-token-action=revoke]");
     if (!b) return;
     const li = b.closest("li");
-    const tokenName = (li.querySelector("strong") || {}).textContent || "this token";
-    if (!await ask({ title: "Revoke “" + tokenName + "”?", text: "Scripts using it stop working at once.", ok: "Revoke token", danger: true })) return;
+    const tokenName = (li.querySelector("strong") || {}).textContent || t("this token");
+    if (!await ask({ title: t("Revoke “{name}”?", { name: tokenName }), text: t("Scripts using it stop working at once."), ok: t("Revoke token"), danger: true })) return;
     try {
       await call("DELETE", "/.latchkey/api/tokens/" + encodeURIComponent(li.dataset.id));
       await refresh(["tokens"]);
-      say("Token “" + tokenName + "” revoked.", "ok", document.getElementById("tokens"));
+      say(t("Token “{name}” revoked.", { name: tokenName }), "ok", document.getElementById("tokens"));
     } catch (e) {
       say(explain(e), "error", document.getElementById("tokens"));
     }
