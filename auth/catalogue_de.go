@@ -149,6 +149,7 @@ var catalogueDE = map[string]string{
 	"Hello %s,": "Hallo %s,",
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Wenn Sie das waren, öffnen Sie diesen Link innerhalb von 15 Minuten, um einen neuen Passkey zu erstellen. Er funktioniert einmal:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Wenn Sie das nicht angefordert haben, ignorieren Sie diese Nachricht: An Ihrem Konto ändert sich nichts.",
+	"Passkey": "Passkey",
 }
 
 // pluralsDE are the sign-in pages' counted messages.

@@ -149,6 +149,7 @@ var catalogueES = map[string]string{
 	"Hello %s,": "Hola, %s:",
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si has sido tú, abre este enlace en los próximos 15 minutos para crear una llave de acceso nueva. Funciona una sola vez:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si no lo has pedido, ignora este mensaje: tu cuenta no cambia.",
+	"Passkey": "Llave de acceso",
 }
 
 // pluralsES are the sign-in pages' counted messages.

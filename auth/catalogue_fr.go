@@ -149,6 +149,7 @@ var catalogueFR = map[string]string{
 	"Hello %s,": "Bonjour %s,",
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si c'était vous, ouvrez ce lien dans les 15 minutes pour créer une nouvelle clé d'accès. Il ne fonctionne qu'une fois :",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si vous n'avez rien demandé, ignorez ce message : rien ne change sur votre compte.",
+	"Passkey": "Clé d'accès",
 }
 
 // pluralsFR are the sign-in pages' counted messages.

@@ -149,6 +149,7 @@ var catalogueNL = map[string]string{
 	"Hello %s,": "Hallo %s,",
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Was jij dat, open dan binnen 15 minuten deze link om een nieuwe toegangssleutel te maken. Hij werkt één keer:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Heb je hier niet om gevraagd, negeer dan dit bericht: er verandert niets aan je account.",
+	"Passkey": "Toegangssleutel",
 }
 
 // pluralsNL are the sign-in pages' counted messages.

@@ -332,7 +332,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	cur, signedIn := s.Authenticate(r)
 	signsIn := st.InviteID != 0 || !signedIn || cur.Restricted() || cur.User.ID != u.ID
 	sc := store.Credential{
-		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, r.UserAgent(), existing),
+		ID: cred.ID, UserID: u.ID, Name: defaultPasskeyName(cred.Authenticator.AAGUID, r.UserAgent(), existing, s.lang(r).text),
 		PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID,
 		Transports: transports, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
 		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, CreatedAt: s.now(),

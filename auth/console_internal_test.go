@@ -196,12 +196,33 @@ func TestDefaultPasskeyName(t *testing.T) {
 		for _, n := range c.existing {
 			ex = append(ex, store.Credential{Name: n})
 		}
-		if got := defaultPasskeyName(c.aaguid, c.ua, ex); got != c.want {
+		if got := defaultPasskeyName(c.aaguid, c.ua, ex, nil); got != c.want {
 			t.Errorf("defaultPasskeyName(%x, %q, %v) = %q, want %q", c.aaguid, c.ua, c.existing, got, c.want)
 		}
-		if got := defaultPasskeyName(c.aaguid, c.ua, ex); len([]rune(got)) > maxPasskeyName {
+		if got := defaultPasskeyName(c.aaguid, c.ua, ex, nil); len([]rune(got)) > maxPasskeyName {
 			t.Errorf("%q is longer than a passkey name may be", got)
 		}
+	}
+}
+
+// TestDefaultPasskeyNameInPageLanguage: the suggested name is written in the enrolment page's
+// language; the provider's own name stays as it is.
+func TestDefaultPasskeyNameInPageLanguage(t *testing.T) {
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := newLocales(pages, "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	de, fr := ls.byCode["de"].text, ls.byCode["fr"].text
+	chrome := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	if got := defaultPasskeyName(make([]byte, 16), chrome, nil, de); got != "Chrome auf Linux" {
+		t.Errorf("German: %q", got)
+	}
+	if got := defaultPasskeyName(nil, "", nil, fr); got != "Clé d'accès" {
+		t.Errorf("French, nothing known: %q", got)
 	}
 }
 

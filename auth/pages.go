@@ -436,16 +436,23 @@ func AuthenticatorName(aaguid []byte) string {
 // was made on (from the User-Agent): "iCloud Keychain (Safari on iPhone)", "Chrome on Linux" when
 // the provider is unknown. A name the user already has gets a number, so that two passkeys made
 // the same way stay apart in the list. The person can change it on the page right away.
-func defaultPasskeyName(aaguid []byte, userAgent string, existing []store.Credential) string {
-	device := DeviceSummary(userAgent)
+//
+// The name is written in the language of the enrolment page (tr is its locale's text; nil is
+// English): it is the person's own label, which they read in their language from then on.
+func defaultPasskeyName(aaguid []byte, userAgent string, existing []store.Credential, tr func(string, ...any) string) string {
+	if tr == nil {
+		tr = fmt.Sprintf
+	}
+	device := describeDevice(userAgent, tr)
+	unknown := device == tr(N("Unknown device")) || device == tr(N("Unknown browser"))
 	name := AuthenticatorName(aaguid)
 	switch {
-	case name != "" && device != "Unknown device" && device != "Unknown browser":
+	case name != "" && !unknown:
 		name += " (" + device + ")"
-	case name == "" && device != "Unknown device" && device != "Unknown browser":
+	case name == "" && !unknown:
 		name = device
 	case name == "":
-		name = "Passkey"
+		name = tr(N("Passkey"))
 	}
 	if r := []rune(name); len(r) > maxPasskeyName-4 {
 		name = string(r[:maxPasskeyName-5]) + "…"
