@@ -156,6 +156,7 @@ var catalogueDEAdmin = map[string]string{
 	"Page %d":            "Seite %d",
 	"Newer":              "Neuer",
 	"Older":              "Älter",
+	"never":              "nie",
 	"groups %s":          "Gruppen %s",
 	"created":            "erstellt",
 	"last used":          "zuletzt verwendet",

@@ -156,6 +156,7 @@ var catalogueESAdmin = map[string]string{
 	"Page %d":            "Página %d",
 	"Newer":              "Más recientes",
 	"Older":              "Más antiguos",
+	"never":              "nunca",
 	"groups %s":          "grupos %s",
 	"created":            "creación:",
 	"last used":          "último uso:",

@@ -156,6 +156,7 @@ var catalogueFRAdmin = map[string]string{
 	"Page %d":            "Page %d",
 	"Newer":              "Plus récents",
 	"Older":              "Plus anciens",
+	"never":              "jamais",
 	"groups %s":          "groupes %s",
 	"created":            "création :",
 	"last used":          "dernière utilisation :",

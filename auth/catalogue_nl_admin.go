@@ -156,6 +156,7 @@ var catalogueNLAdmin = map[string]string{
 	"Page %d":            "Pagina %d",
 	"Newer":              "Nieuwer",
 	"Older":              "Ouder",
+	"never":              "nooit",
 	"groups %s":          "groepen %s",
 	"created":            "aangemaakt",
 	"last used":          "laatst gebruikt",
