@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
-	"golang.org/x/text/collate"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
@@ -137,21 +138,31 @@ func makeAuditRow(e store.Event, userName string, passkeys map[string]string) au
 // eventOption is an entry of the event type dropdown.
 type eventOption struct{ Value, Name string }
 
-// eventOptions lists every event type by its name in l's language, in that language's
-// alphabetical order.
+// eventOptions lists every event type by its name in l's language, in alphabetical order.
 func eventOptions(l *locale) []eventOption {
 	out := make([]eventOption, 0, len(eventNames))
 	for ev, name := range eventNames {
 		out = append(out, eventOption{ev, l.text(name)})
 	}
-	c := collate.New(l.tag)
 	sort.Slice(out, func(i, j int) bool {
-		if n := c.CompareString(out[i].Name, out[j].Name); n != 0 {
-			return n < 0
+		if a, b := sortKey(out[i].Name), sortKey(out[j].Name); a != b {
+			return a < b
 		}
 		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// sortKey folds case and accents, so that "État…" sorts with the E's: the shipped languages
+// write the Latin alphabet with accents, which needs no collation tables in the binary.
+func sortKey(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		if !unicode.Is(unicode.Mn, r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }
 
 // parseDay reads a date input's value (YYYY-MM-DD, a UTC day).

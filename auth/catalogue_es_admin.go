@@ -149,7 +149,7 @@ var catalogueESAdmin = map[string]string{
 	"Clear":              "Borrar",
 	"When":               "Cuándo",
 	"Actor":              "Autor",
-	"Target":             "Afecta a",
+	"Target":             "Afectado",
 	"Details":            "Detalles",
 	"IP address":         "Dirección IP",
 	"No events match.":   "Ningún evento coincide.",
