@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -43,10 +44,10 @@ func (s *Service) adminRoutes(mux *http.ServeMux) {
 func (s *Service) admin(r *http.Request) (Identity, error) {
 	id, ok := s.Authenticate(r)
 	if !ok || id.SessionID == "" {
-		return id, fail(http.StatusUnauthorized, "sign in first", nil)
+		return id, fail(http.StatusUnauthorized, N("sign in first"), nil)
 	}
 	if id.Restricted() || !inGroup(id.User.Groups, s.opts.AdminGroup) {
-		return id, fail(http.StatusForbidden, "This area is for administrators.", fmt.Errorf("user %s is not in group %q", id.User.Name, s.opts.AdminGroup))
+		return id, fail(http.StatusForbidden, N("This area is for administrators."), fmt.Errorf("user %s is not in group %q", id.User.Name, s.opts.AdminGroup))
 	}
 	return id, s.fresh(id)
 }
@@ -101,7 +102,7 @@ func (s *Service) adminUsersPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		rows = append(rows, row)
 	}
-	s.render(w, r, http.StatusOK, "admin", pageData{Title: "Admin · Users", User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin", pageData{Title: N("Admin · Users"), User: id.User, Data: struct {
 		Users      []adminUser
 		AdminGroup string
 	}{rows, s.opts.AdminGroup}})
@@ -116,7 +117,7 @@ func (s *Service) adminUserPage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	u, err := s.store.UserByID(ctx, r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		return fail(http.StatusNotFound, "No such user.", err)
+		return fail(http.StatusNotFound, N("No such user."), err)
 	} else if err != nil {
 		return err
 	}
@@ -139,21 +140,23 @@ func (s *Service) adminUserPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	l := s.lang(r)
 	rows := make([]adminSession, 0, len(sessions))
 	for _, se := range sessions {
 		row := adminSession{Session: se, Passkey: names[string(se.CredentialID)]}
 		if len(se.CredentialID) > 0 && row.Passkey == "" {
-			row.Passkey = "a removed passkey"
+			row.Passkey = l.text(N("a removed passkey"))
 		}
 		rows = append(rows, row)
 	}
-	s.render(w, r, http.StatusOK, "admin-user", pageData{Title: "Admin · " + u.Name, User: id.User, Data: struct {
+	s.render(w, r, http.StatusOK, "admin-user", pageData{Title: N("Admin · %s"), TitleArgs: []any{u.Name}, User: id.User, Data: struct {
 		Target   store.User
+		Groups   string // the target's groups, joined for the sentence that names them
 		Self     bool
 		Passkeys []passkeyView
 		Sessions []adminSession
 		Tokens   []tokenView
-	}{u, u.ID == id.User.ID, keys, rows, tokens}})
+	}{u, strings.Join(u.Groups, ", "), u.ID == id.User.ID, keys, rows, tokens}})
 	return nil
 }
 
@@ -177,14 +180,24 @@ func MethodName(method string) string {
 }
 
 // enrolmentAnswer is the one-time link and its QR code (a PNG data: URL, which the CSP allows as
-// an image), shown once to the admin.
-func enrolmentAnswer(userID, link string) (map[string]string, error) {
+// an image), shown once to the admin, with how long the link works in the admin's language.
+func enrolmentAnswer(l *locale, userID, link string) (map[string]string, error) {
 	png, err := qrcode.Encode(link, qrcode.Medium, 256)
 	if err != nil {
 		return nil, fmt.Errorf("auth: enrolment QR code: %w", err)
 	}
 	return map[string]string{"id": userID, "link": link, "qr": "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
-		"expires_in": fmt.Sprintf("%d days", int(EnrolTTL/(24*time.Hour)))}, nil
+		"expires_in": l.text(N("%d days"), int(EnrolTTL/(24*time.Hour)))}, nil
+}
+
+// revokedSummary says what revoking a user's access ended, one sentence per count so that each
+// takes its language's plural form (account.Summary is the CLI's English).
+func revokedSummary(l *locale, rv store.Revoked, tokens bool) string {
+	out := l.text(N("%d sessions ended."), rv.Sessions)
+	if tokens {
+		out += " " + l.text(N("%d API tokens revoked."), rv.Tokens)
+	}
+	return out
 }
 
 // actor is who makes a change over HTTP, for the account operations' audit rows.
@@ -202,16 +215,15 @@ func accountError(err error) error {
 	case errors.As(err, &ie):
 		return &apiError{status: http.StatusBadRequest, field: ie.Field, msg: ie.Format, args: ie.Args, cause: err}
 	case errors.Is(err, account.ErrUserExists):
-		return fail(http.StatusConflict, "a user with this name exists", err)
+		return fail(http.StatusConflict, N("a user with this name exists"), err)
 	case errors.Is(err, account.ErrDisabled):
-		return fail(http.StatusBadRequest, "enable the user first", err)
+		return fail(http.StatusBadRequest, N("enable the user first"), err)
 	case errors.Is(err, account.ErrSelf):
-		return fail(http.StatusBadRequest, "you cannot do this to your own account here; use your account page", err)
+		return fail(http.StatusBadRequest, N("you cannot do this to your own account here; use your account page"), err)
 	case errors.Is(err, store.ErrLastPasskey):
-		return fail(http.StatusConflict, "This is your only passkey and you have no unused recovery codes, so removing it "+
-			"would lock you out. Add another passkey or make new recovery codes first.", err)
+		return fail(http.StatusConflict, N("This is your only passkey and you have no unused recovery codes, so removing it would lock you out. Add another passkey or make new recovery codes first."), err)
 	case errors.Is(err, store.ErrNotFound):
-		return fail(http.StatusNotFound, "not found", err)
+		return fail(http.StatusNotFound, N("not found"), err)
 	}
 	return err
 }
@@ -235,7 +247,7 @@ func (s *Service) adminAddUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return accountError(err)
 	}
-	ans, err := enrolmentAnswer(u.ID, link)
+	ans, err := enrolmentAnswer(s.lang(r), u.ID, link)
 	if err != nil {
 		return err
 	}
@@ -253,7 +265,7 @@ func (s *Service) adminTarget(r *http.Request) (Identity, store.User, error) {
 	}
 	u, err := s.store.UserByID(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		return admin, u, fail(http.StatusNotFound, "no such user", err)
+		return admin, u, fail(http.StatusNotFound, N("no such user"), err)
 	}
 	return admin, u, err
 }
@@ -267,7 +279,7 @@ func (s *Service) adminInvite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return accountError(err)
 	}
-	ans, err := enrolmentAnswer(u.ID, link)
+	ans, err := enrolmentAnswer(s.lang(r), u.ID, link)
 	if err != nil {
 		return err
 	}
@@ -288,7 +300,8 @@ func (s *Service) adminSetDisabled(disabled bool) func(w http.ResponseWriter, r 
 				return accountError(err)
 			}
 			out["sessions"], out["tokens"], out["links"] = rv.Sessions, rv.Tokens, rv.Links
-			out["message"] = fmt.Sprintf("Disabled %s. %s.", u.Name, account.Summary(rv, true))
+			l := s.lang(r)
+			out["message"] = l.text(N("Disabled %s."), u.Name) + " " + revokedSummary(l, rv, true)
 		} else if err := s.accounts.Enable(r.Context(), s.actor(r, admin), u); err != nil {
 			return accountError(err)
 		}
@@ -328,7 +341,7 @@ func (s *Service) adminRemovePasskey(w http.ResponseWriter, r *http.Request) err
 	}
 	if err := s.accounts.RemovePasskey(r.Context(), s.actor(r, admin), u, credID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "no such passkey", err)
+			return fail(http.StatusNotFound, N("no such passkey"), err)
 		}
 		return accountError(err)
 	}
@@ -357,16 +370,16 @@ func (s *Service) adminRevokeSessions(w http.ResponseWriter, r *http.Request) er
 		if err != nil {
 			return accountError(err)
 		}
-		out["sessions"], out["tokens"], out["message"] = rv.Sessions, rv.Tokens, account.Summary(rv, body.Tokens)+"."
+		out["sessions"], out["tokens"], out["message"] = rv.Sessions, rv.Tokens, revokedSummary(s.lang(r), rv, body.Tokens)
 	case body.ID != "":
 		if err := s.accounts.RevokeSession(r.Context(), s.actor(r, admin), u, body.ID, u.ID == admin.User.ID && body.ID == admin.SessionID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return fail(http.StatusNotFound, "no such session", err)
+				return fail(http.StatusNotFound, N("no such session"), err)
 			}
 			return accountError(err)
 		}
 	default:
-		return fail(http.StatusBadRequest, "name a session, or all", nil)
+		return fail(http.StatusBadRequest, N("name a session, or all"), nil)
 	}
 	s.Refresh(r.Context())
 	writeJSON(w, http.StatusOK, out)

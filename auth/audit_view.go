@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/latchkeyhq/latchkey/account"
 	"github.com/latchkeyhq/latchkey/store"
@@ -16,68 +19,69 @@ import (
 // The audit log page (issue 20): readable event names, who did it and to whom in their own
 // columns, passkeys by name where they still exist, filters by user, event type and date range.
 
-// eventNames are the readable names of every audit event the code writes. A test greps the
-// sources for event names and fails on one missing here.
+// eventNames are the readable names of every audit event the code writes, in English: catalogue
+// keys, translated where the page shows them. A test greps the sources for event names and fails
+// on one missing here.
 var eventNames = map[string]string{
 	// sign-in and sign-out
-	"login":                         "Signed in",
-	"login_failed":                  "Sign-in refused",
-	"domain_continue":               "Continued to another domain",
-	"domain_continue_refused":       "Continue to another domain refused",
-	"logout":                        "Signed out",
-	"session_replaced":              "Session replaced by a new sign-in",
-	"step_up_refused":               "Passkey check refused",
-	"possible_cloned_authenticator": "Possibly cloned passkey",
-	"backup_flags_changed":          "Passkey backup state changed",
-	"restricted_session_refused":    "Recovery session refused",
+	"login":                         N("Signed in"),
+	"login_failed":                  N("Sign-in refused"),
+	"domain_continue":               N("Continued to another domain"),
+	"domain_continue_refused":       N("Continue to another domain refused"),
+	"logout":                        N("Signed out"),
+	"session_replaced":              N("Session replaced by a new sign-in"),
+	"step_up_refused":               N("Passkey check refused"),
+	"possible_cloned_authenticator": N("Possibly cloned passkey"),
+	"backup_flags_changed":          N("Passkey backup state changed"),
+	"restricted_session_refused":    N("Recovery session refused"),
 	// passkeys
-	"passkey_added":          "Passkey added",
-	"passkey_add_failed":     "Passkey not added",
-	"passkey_renamed":        "Passkey renamed",
-	"passkey_remove_refused": "Last passkey kept",
+	"passkey_added":          N("Passkey added"),
+	"passkey_add_failed":     N("Passkey not added"),
+	"passkey_renamed":        N("Passkey renamed"),
+	"passkey_remove_refused": N("Last passkey kept"),
 	// recovery
-	"recovery_codes_created":     "Recovery codes made",
-	"recovery_codes_regenerated": "Recovery codes replaced",
-	"recovery_code_used":         "Recovery code used",
-	"recovery_code_failed":       "Recovery code refused",
-	"recovery_link_sent":         "Recovery link sent",
-	"recovery_link_failed":       "Recovery link not sent",
-	"recovery_link_used":         "Recovery link used",
-	"recovery_link_refused":      "Recovery link refused",
+	"recovery_codes_created":     N("Recovery codes made"),
+	"recovery_codes_regenerated": N("Recovery codes replaced"),
+	"recovery_code_used":         N("Recovery code used"),
+	"recovery_code_failed":       N("Recovery code refused"),
+	"recovery_link_sent":         N("Recovery link sent"),
+	"recovery_link_failed":       N("Recovery link not sent"),
+	"recovery_link_used":         N("Recovery link used"),
+	"recovery_link_refused":      N("Recovery link refused"),
 	// users, sessions and tokens (package account)
-	account.EventUserAdded:       "User added",
-	account.EventUserInvited:     "Enrolment link made",
-	account.EventLinkCreated:     "Enrolment link created",
-	account.EventUserDisabled:    "User disabled",
-	account.EventUserEnabled:     "User enabled",
-	account.EventUserRemoved:     "User removed",
-	account.EventPasskeyRemoved:  "Passkey removed",
-	account.EventSessionRevoked:  "Session ended",
-	account.EventSessionsRevoked: "Signed out everywhere",
-	account.EventEmailChanged:    "E-mail address changed",
-	"token_created":              "API token created",
-	"token_revoked":              "API token revoked",
+	account.EventUserAdded:       N("User added"),
+	account.EventUserInvited:     N("Enrolment link made"),
+	account.EventLinkCreated:     N("Enrolment link created"),
+	account.EventUserDisabled:    N("User disabled"),
+	account.EventUserEnabled:     N("User enabled"),
+	account.EventUserRemoved:     N("User removed"),
+	account.EventPasskeyRemoved:  N("Passkey removed"),
+	account.EventSessionRevoked:  N("Session ended"),
+	account.EventSessionsRevoked: N("Signed out everywhere"),
+	account.EventEmailChanged:    N("E-mail address changed"),
+	"token_created":              N("API token created"),
+	"token_revoked":              N("API token revoked"),
 	// single sign-on to apps (package oidc)
-	"oidc_client_added":              "App added",
-	"oidc_client_removed":            "App removed",
-	"oidc_client_secret_rotated":     "App secret replaced",
-	"oidc_client_auth_failed":        "App credentials refused",
-	"oidc_authorized":                "Signed in to an app",
-	"oidc_denied":                    "App sign-in refused",
-	"oidc_consent":                   "App access allowed",
-	"oidc_consent_denied":            "App access declined",
-	"oidc_grant":                     "App tokens issued",
-	"oidc_refresh":                   "App tokens refreshed",
-	"oidc_refresh_reused":            "App refresh token reused",
-	"oidc_code_reused":               "App sign-in code reused",
-	"oidc_revoke":                    "App token revoked",
-	"oidc_logout":                    "Signed out of an app",
-	"oidc_backchannel_logout":        "App told of a sign-out",
-	"oidc_backchannel_logout_failed": "App not told of a sign-out",
+	"oidc_client_added":              N("App added"),
+	"oidc_client_removed":            N("App removed"),
+	"oidc_client_secret_rotated":     N("App secret replaced"),
+	"oidc_client_auth_failed":        N("App credentials refused"),
+	"oidc_authorized":                N("Signed in to an app"),
+	"oidc_denied":                    N("App sign-in refused"),
+	"oidc_consent":                   N("App access allowed"),
+	"oidc_consent_denied":            N("App access declined"),
+	"oidc_grant":                     N("App tokens issued"),
+	"oidc_refresh":                   N("App tokens refreshed"),
+	"oidc_refresh_reused":            N("App refresh token reused"),
+	"oidc_code_reused":               N("App sign-in code reused"),
+	"oidc_revoke":                    N("App token revoked"),
+	"oidc_logout":                    N("Signed out of an app"),
+	"oidc_backchannel_logout":        N("App told of a sign-out"),
+	"oidc_backchannel_logout_failed": N("App not told of a sign-out"),
 }
 
-// EventName is an audit event's readable name ("Passkey added"); an event without one is shown
-// as written.
+// EventName is an audit event's readable name ("Passkey added"), the English catalogue key; an
+// event without one is shown as written.
 func EventName(event string) string {
 	if n, ok := eventNames[event]; ok {
 		return n
@@ -88,7 +92,7 @@ func EventName(event string) string {
 // auditRow is an audit event as the page shows it.
 type auditRow struct {
 	store.Event
-	Name   string // readable event name
+	Name   string // readable event name (English: the page translates it)
 	Actor  string // who did it
 	Target string // whom it concerns, when not the actor
 	Detail string // the rest of the detail, passkeys named
@@ -134,19 +138,31 @@ func makeAuditRow(e store.Event, userName string, passkeys map[string]string) au
 // eventOption is an entry of the event type dropdown.
 type eventOption struct{ Value, Name string }
 
-func eventOptions() []eventOption {
-	seen := map[string]bool{}
-	var out []eventOption
+// eventOptions lists every event type by its name in l's language, in alphabetical order.
+func eventOptions(l *locale) []eventOption {
+	out := make([]eventOption, 0, len(eventNames))
 	for ev, name := range eventNames {
-		if !seen[ev] {
-			seen[ev] = true
-			out = append(out, eventOption{ev, name})
-		}
+		out = append(out, eventOption{ev, l.text(name)})
 	}
 	sort.Slice(out, func(i, j int) bool {
-		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Value < out[j].Value
+		if a, b := sortKey(out[i].Name), sortKey(out[j].Name); a != b {
+			return a < b
+		}
+		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// sortKey folds case and accents, so that "État…" sorts with the E's: the shipped languages
+// write the Latin alphabet with accents, which needs no collation tables in the binary.
+func sortKey(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		if !unicode.Is(unicode.Mn, r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }
 
 // parseDay reads a date input's value (YYYY-MM-DD, a UTC day).
@@ -208,9 +224,12 @@ func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
 	if more {
 		events = events[:auditPageSize]
 	}
+	l := s.lang(r)
 	rows := make([]auditRow, 0, len(events))
 	for _, e := range events {
-		rows = append(rows, makeAuditRow(e, names[e.UserID], passkeys))
+		row := makeAuditRow(e, names[e.UserID], passkeys)
+		row.Name = l.text(row.Name)
+		rows = append(rows, row)
 	}
 	link := func(p int) string {
 		v := url.Values{}
@@ -229,13 +248,13 @@ func (s *Service) adminAuditPage(w http.ResponseWriter, r *http.Request) error {
 		Options          []eventOption
 		Page             int
 		PrevURL, NextURL string
-	}{Events: rows, User: userName, Event: event, From: from, To: to, Options: eventOptions(), Page: page}
+	}{Events: rows, User: userName, Event: event, From: from, To: to, Options: eventOptions(l), Page: page}
 	if page > 1 {
 		d.PrevURL = link(page - 1)
 	}
 	if more {
 		d.NextURL = link(page + 1)
 	}
-	s.render(w, r, http.StatusOK, "admin-audit", pageData{Title: "Admin · Audit log", User: id.User, Data: d})
+	s.render(w, r, http.StatusOK, "admin-audit", pageData{Title: N("Admin · Audit log"), User: id.User, Data: d})
 	return nil
 }

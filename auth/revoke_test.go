@@ -115,7 +115,7 @@ func TestDisableRevokesForGood(t *testing.T) {
 		t.Fatalf("disable: %d %s", r.StatusCode, r.Body)
 	}
 	// Three sessions (two passkey, one recovery), one token, two links (enrolment and magic).
-	if out.Sessions != 3 || out.Tokens != 1 || out.Links != 2 || out.Message != "Disabled alice. Ended 3 sessions and revoked 1 API token." {
+	if out.Sessions != 3 || out.Tokens != 1 || out.Links != 2 || out.Message != "Disabled alice. 3 sessions ended. 1 API token revoked." {
 		t.Fatalf("disable answered %+v", out)
 	}
 	if env.Count("audit", "event = 'user_disabled' AND user_id = ? AND detail = 'actor=root target=alice sessions=3 tokens=1 links=2'", alice.user.ID) != 1 {

@@ -8,6 +8,9 @@
   const page = document.getElementById("page");
   if (!page || !/^admin/.test(page.dataset.page || "")) return;
   const lk = window.latchkey || {};
+  // Words come from the page's catalogue (latchkey.js): the English text is the key, {name}
+  // marks are filled after translation.
+  const t = lk.t || ((key, vars) => key.replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? String(vars[k]) : m)));
   const say = lk.say || (() => {});
   const ask = lk.ask || (async () => false);
   const refresh = lk.refresh || (async () => window.location.reload());
@@ -21,7 +24,7 @@
     let data = {};
     try { data = await res.json(); } catch (e) { /* empty body */ }
     if (!res.ok) {
-      const err = new Error(data.error || ("Request failed (" + res.status + ")"));
+      const err = new Error(data.error || t("Request failed ({status})", { status: res.status }));
       err.status = res.status;
       err.stepUp = data.step_up === true;
       if (res.status === 401 && !err.stepUp) {
@@ -47,16 +50,34 @@
       say(explain(e), "error", where);
     }
   }
+  // sentence writes a translated sentence into el with nodes where its {marks} are, so that a
+  // part of it (the user's name) keeps its own element whatever the word order.
+  function sentence(el, text, nodes) {
+    el.textContent = "";
+    for (const part of text.split(/(\{\w+\})/)) {
+      const node = /^\{\w+\}$/.test(part) && nodes[part.slice(1, -1)];
+      if (node) el.append(node); else if (part) el.append(part);
+    }
+  }
   function showEnrolment(name, res) {
-    document.getElementById("enrolment-user").textContent = name;
-    document.getElementById("enrolment-ttl").textContent = res.expires_in || "7 days";
+    const who = document.createElement("span");
+    who.id = "enrolment-user";
+    who.textContent = name;
+    const ttl = document.createElement("span");
+    ttl.id = "enrolment-ttl";
+    ttl.textContent = res.expires_in || "";
+    const head = document.createElement("strong");
+    sentence(head, t("One-time enrolment link for {name}."), { name: who });
+    const rest = document.createElement("span");
+    sentence(rest, t("It is shown only now and works once, for {ttl}. Send it to them, or let them scan the code with their phone."), { ttl: ttl });
+    document.getElementById("enrolment-text").replaceChildren(head, " ", rest);
     const a = document.getElementById("enrolment-link");
     a.textContent = res.link;
     a.href = res.link;
     document.getElementById("enrolment-qr").src = res.qr;
     const copy = document.getElementById("enrolment-copy");
     copy.onclick = () => navigator.clipboard &&
-      navigator.clipboard.writeText(res.link).then(() => say("Link copied.", "ok", copy));
+      navigator.clipboard.writeText(res.link).then(() => say(t("Link copied."), "ok", copy));
     document.getElementById("enrolment").hidden = false;
   }
 
@@ -93,9 +114,9 @@
         addForm.reset();
         addForm.hidden = true;
         showEnrolment(name, res);
-        say("User " + name + " added.", "ok", document.getElementById("enrolment-copy"));
+        say(t("User {name} added.", { name: name }), "ok", document.getElementById("enrolment-copy"));
         await refresh(["users"]);
-        say("User " + name + " added. Their enrolment link is shown once, in the dialog.", "ok", opener);
+        say(t("User {name} added. Their enrolment link is shown once, in the dialog.", { name: name }), "ok", opener);
         document.getElementById("enrolment-done").focus();
         return res;
       });
@@ -112,27 +133,27 @@
   async function rebind() { await refresh(parts); bindActions(); }
 
   function bindActions() {
-    on("user-invite", b => act(b, async () => showEnrolment(name, await call("POST", base + "/invite", {})), "New enrolment link made; earlier links no longer work."));
+    on("user-invite", b => act(b, async () => showEnrolment(name, await call("POST", base + "/invite", {})), t("New enrolment link made; earlier links no longer work.")));
     on("user-disable", async b => {
-      if (!await ask({ title: "Disable " + name + "?", text: "Their sessions, API tokens and unused links end at once. Enabling them later brings none of it back.",
-        ok: "Disable " + name, danger: true })) return;
+      if (!await ask({ title: t("Disable {name}?", { name: name }), text: t("Their sessions, API tokens and unused links end at once. Enabling them later brings none of it back."),
+        ok: t("Disable {name}", { name: name }), danger: true })) return;
       act(b, async () => { const res = await call("POST", base + "/disable", {}); await rebind(); return res; },
-        res => res.message || (name + " is disabled."));
+        res => res.message || t("{name} is disabled.", { name: name }));
     });
-    on("user-enable", b => act(b, async () => { await call("POST", base + "/enable", {}); await rebind(); }, name + " is enabled: their passkeys work again."));
+    on("user-enable", b => act(b, async () => { await call("POST", base + "/enable", {}); await rebind(); }, t("{name} is enabled: their passkeys work again.", { name: name })));
     on("user-remove", async b => {
-      if (!await ask({ title: "Remove " + name + "?", text: "Their passkeys, sessions and API tokens are deleted. This cannot be undone; the audit log keeps their events.",
-        ok: "Remove " + name, danger: true })) return;
+      if (!await ask({ title: t("Remove {name}?", { name: name }), text: t("Their passkeys, sessions and API tokens are deleted. This cannot be undone; the audit log keeps their events."),
+        ok: t("Remove {name}", { name: name }), danger: true })) return;
       act(b, async () => { const res = await call("DELETE", base); window.location.assign(res.redirect || "/.latchkey/admin"); });
     });
     on("sessions-revoke-all", async b => {
-      if (!await ask({ title: "Sign " + name + " out everywhere?", text: "Every session of theirs ends at once.", ok: "Sign out everywhere", danger: true })) return;
+      if (!await ask({ title: t("Sign {name} out everywhere?", { name: name }), text: t("Every session of theirs ends at once."), ok: t("Sign out everywhere"), danger: true })) return;
       act(b, async () => {
         const tokens = document.getElementById("revoke-tokens");
         const res = await call("POST", base + "/sessions/revoke", { all: true, tokens: !tokens || tokens.checked });
         await rebind();
         return res;
-      }, res => res.message || "Signed out everywhere.");
+      }, res => res.message || t("Signed out everywhere."));
     });
   }
   bindActions();
@@ -143,14 +164,16 @@
     const li = b.closest("li");
     const section = b.closest("section");
     if (b.dataset.adminAction === "passkey-remove") {
-      const pk = (li.querySelector(".passkey-name") || {}).textContent || "this passkey";
+      const pk = (li.querySelector(".passkey-name") || {}).textContent || "";
       const last = document.querySelectorAll("#passkeys li[data-id]").length === 1;
-      if (!await ask({ title: "Remove “" + pk + "”?", text: "Sessions made with it end at once." +
-        (last ? " It is " + name + "'s only passkey: they will need a recovery code or a new enrolment link to sign in." : ""),
-        ok: "Remove passkey", danger: true })) return;
-      act(section, async () => { await call("POST", base + "/passkeys/remove", { id: li.dataset.id }); await rebind(); }, "Passkey “" + pk + "” removed.");
+      if (!await ask({ title: pk ? t("Remove “{name}”?", { name: pk }) : t("Remove this passkey?"),
+        text: last ? t("Sessions made with it end at once. It is {name}'s only passkey: they will need a recovery code or a new enrolment link to sign in.", { name: name })
+          : t("Sessions made with it end at once."),
+        ok: t("Remove passkey"), danger: true })) return;
+      act(section, async () => { await call("POST", base + "/passkeys/remove", { id: li.dataset.id }); await rebind(); },
+        pk ? t("Passkey “{name}” removed.", { name: pk }) : t("Passkey removed."));
     } else if (b.dataset.adminAction === "session-revoke") {
-      act(section, async () => { await call("POST", base + "/sessions/revoke", { id: li.dataset.id }); await rebind(); }, "Session ended.");
+      act(section, async () => { await call("POST", base + "/sessions/revoke", { id: li.dataset.id }); await rebind(); }, t("Session ended."));
     }
   });
 })();

@@ -6,6 +6,9 @@
 "use strict";
 (function () {
   let dlg = null;
+  // The buttons' default words, from the page's catalogue (latchkey.js, which loads after this
+  // script but before anything opens a dialog).
+  const t = key => (window.latchkey && window.latchkey.t ? window.latchkey.t(key) : key);
 
   function build() {
     dlg = document.createElement("dialog");
@@ -51,7 +54,8 @@
   // ask opens the dialog and resolves to true (confirmed) or false (cancelled), or, with a field,
   // to the trimmed text ("" counts as cancelled and resolves to null).
   //   title, text: what is asked and what it means
-  //   ok: the confirming button's words; cancel: the other's ("Cancel")
+  //   ok: the confirming button's words ("OK"); cancel: the other's ("Cancel"), translated
+  //   by the caller
   //   danger: the confirming button is red, and focus starts on Cancel
   //   field: {label, value, maxLength} for one line of text
   function ask(o) {
@@ -70,9 +74,9 @@
       input.maxLength = o.field.maxLength || 200;
     }
     const ok = $("lk-dialog-ok"), cancel = $("lk-dialog-cancel");
-    ok.textContent = o.ok || "OK";
+    ok.textContent = o.ok || t("OK");
     ok.className = o.danger ? "danger-solid" : "primary";
-    cancel.textContent = o.cancel || "Cancel";
+    cancel.textContent = o.cancel || t("Cancel");
     dlg.returnValue = "";
     return new Promise(resolve => {
       dlg.addEventListener("close", () => {
