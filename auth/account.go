@@ -264,18 +264,8 @@ func (s *Service) revokeAllSessions(w http.ResponseWriter, r *http.Request) erro
 	s.Refresh(ctx)
 	s.clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": rv.Sessions, "tokens_revoked": rv.Tokens,
-		"message": revokedSummary(s.lang(r), rv, tokens) + ".", "redirect": s.loginURL(r)})
+		"message": revokedSummary(s.lang(r), rv, tokens), "redirect": s.loginURL(r)})
 	return nil
-}
-
-// revokedSummary is account.Summary in a language: what signing out everywhere ended ("Ended 2
-// sessions and revoked 1 API token" in English), each count in its plural form.
-func revokedSummary(l *locale, rv store.Revoked, tokens bool) string {
-	out := l.text(N("Ended %d sessions"), rv.Sessions)
-	if tokens {
-		out = l.text(N("%s and %s"), out, l.text(N("revoked %d API tokens"), rv.Tokens))
-	}
-	return out
 }
 
 func (s *Service) loginURL(r *http.Request) string { return s.domainOf(r).base() + "/.latchkey/login" }

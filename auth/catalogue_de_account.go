@@ -2,6 +2,11 @@ package auth
 
 // catalogueDEAccount is German for the account and API token pages (account.html, tokens.html, their scripts and errors).
 var catalogueDEAccount = map[string]string{
+	"created %s":   "erstellt %s",
+	"last used %s": "zuletzt verwendet %s",
+	"signed in %s": "angemeldet %s",
+	"last seen %s": "zuletzt aktiv %s",
+	"expires %s":   "läuft ab %s",
 	// Devices, session methods and dates (account.go, admin.go MethodName, i18n.go)
 	"Unknown device":  "Unbekanntes Gerät",
 	"%s on %s":        "%s auf %s",
@@ -16,13 +21,11 @@ var catalogueDEAccount = map[string]string{
 	"Admin console":        "Admin-Konsole",
 	"You recovered access": "Sie haben den Zugang wiederhergestellt",
 	"Your new passkey is ready. If a device with one of your passkeys was lost or stolen, take its access away now.": "Ihr neuer Passkey ist bereit. Wenn ein Gerät mit einem Ihrer Passkeys verloren oder gestohlen wurde, entziehen Sie ihm jetzt den Zugang.",
-	"last used":                   "zuletzt verwendet",
 	"Remove":                      "Entfernen",
 	"Sign out all other sessions": "Alle anderen Sitzungen abmelden",
 	"Passkeys":                    "Passkeys",
 	"synced passkey":              "synchronisierter Passkey",
 	"device-bound passkey":        "gerätegebundener Passkey",
-	"created":                     "erstellt",
 	"signed in this browser":      "damit ist dieser Browser angemeldet",
 	"Works on":                    "Funktioniert auf",
 	"on":                          "auf",
@@ -43,8 +46,6 @@ var catalogueDEAccount = map[string]string{
 	"Save e-mail address":           "E-Mail-Adresse speichern",
 	"Changing it, like adding or removing a passkey, new recovery codes or a new API token, asks for your passkey when you last used it more than five minutes ago.": "Wie beim Hinzufügen oder Entfernen eines Passkeys, bei neuen Wiederherstellungscodes oder einem neuen API-Token wird beim Ändern nach Ihrem Passkey gefragt, wenn Sie ihn zuletzt vor mehr als fünf Minuten verwendet haben.",
 	"Sessions":                 "Sitzungen",
-	"signed in":                "angemeldet",
-	"last seen":                "zuletzt aktiv",
 	"this browser":             "dieser Browser",
 	"Revoke my API tokens too": "Auch meine API-Tokens widerrufen",
 	"Sign out everywhere":      "Überall abmelden",
@@ -68,7 +69,6 @@ var catalogueDEAccount = map[string]string{
 	"active":                                "aktiv",
 	"expired":                               "abgelaufen",
 	"revoked":                               "widerrufen",
-	"expires":                               "läuft ab",
 	"Revoke":                                "Widerrufen",
 	"No tokens yet.":                        "Noch keine Tokens.",
 	// The pages' scripts (latchkey.js on the account page, tokens.js)
@@ -114,7 +114,6 @@ var catalogueDEAccount = map[string]string{
 	"a passkey name has 1 to %d characters":                     "ein Passkey-Name hat 1 bis %d Zeichen",
 	"a passkey name cannot hold control characters":             "ein Passkey-Name darf keine Steuerzeichen enthalten",
 	"unknown session":                                           "unbekannte Sitzung",
-	"%s and %s":                                                 "%s und %s",
 	"create a passkey first":                                    "erstellen Sie zuerst einen Passkey",
 	"give the token a name (1 to %d characters)":                "geben Sie dem Token einen Namen (1 bis %d Zeichen)",
 	"a token name cannot hold control characters":               "ein Token-Name darf keine Steuerzeichen enthalten",
@@ -127,8 +126,6 @@ var catalogueDEAccount = map[string]string{
 
 // pluralsDEAccount are its counted messages.
 var pluralsDEAccount = map[string]Forms{
-	"Ended %d sessions":              {"one": "%d Sitzung beendet", "other": "%d Sitzungen beendet"},
-	"revoked %d API tokens":          {"one": "%d API-Token widerrufen", "other": "%d API-Tokens widerrufen"},
 	"%d unused recovery codes.":      {"one": "%d unbenutzter Wiederherstellungscode.", "other": "%d unbenutzte Wiederherstellungscodes."},
 	"{n} unused recovery codes.":     {"one": "{n} unbenutzter Wiederherstellungscode.", "other": "{n} unbenutzte Wiederherstellungscodes."},
 	"Signed out {n} other sessions.": {"one": "{n} andere Sitzung abgemeldet.", "other": "{n} andere Sitzungen abgemeldet."},

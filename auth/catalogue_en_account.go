@@ -2,8 +2,6 @@ package auth
 
 // pluralsENAccount are the English forms of the counted messages of the account and API token pages (account.html, tokens.html, their scripts and errors).
 var pluralsENAccount = map[string]Forms{
-	"Ended %d sessions":              {"one": "Ended %d session", "other": "Ended %d sessions"},
-	"revoked %d API tokens":          {"one": "revoked %d API token", "other": "revoked %d API tokens"},
 	"%d unused recovery codes.":      {"one": "%d unused recovery code.", "other": "%d unused recovery codes."},
 	"{n} unused recovery codes.":     {"one": "{n} unused recovery code.", "other": "{n} unused recovery codes."},
 	"Signed out {n} other sessions.": {"one": "Signed out {n} other session.", "other": "Signed out {n} other sessions."},

@@ -2,6 +2,11 @@ package auth
 
 // catalogueESAccount is Spanish for the account and API token pages (account.html, tokens.html, their scripts and errors).
 var catalogueESAccount = map[string]string{
+	"created %s":   "creación: %s",
+	"last used %s": "último uso: %s",
+	"signed in %s": "inicio de sesión: %s",
+	"last seen %s": "última actividad: %s",
+	"expires %s":   "caducidad: %s",
 	// Devices, session methods and dates (account.go, admin.go MethodName, i18n.go)
 	"Unknown device":  "Dispositivo desconocido",
 	"%s on %s":        "%s en %s",
@@ -16,13 +21,11 @@ var catalogueESAccount = map[string]string{
 	"Admin console":        "Consola de administración",
 	"You recovered access": "Has recuperado el acceso",
 	"Your new passkey is ready. If a device with one of your passkeys was lost or stolen, take its access away now.": "Tu nueva llave de acceso está lista. Si perdiste o te robaron un dispositivo con una de tus llaves de acceso, quítale el acceso ahora.",
-	"last used":                   "último uso",
 	"Remove":                      "Eliminar",
 	"Sign out all other sessions": "Cerrar todas las demás sesiones",
 	"Passkeys":                    "Llaves de acceso",
 	"synced passkey":              "llave de acceso sincronizada",
 	"device-bound passkey":        "llave de acceso vinculada al dispositivo",
-	"created":                     "creación",
 	"signed in this browser":      "este navegador inició sesión con ella",
 	"Works on":                    "Funciona en",
 	"on":                          "en",
@@ -43,8 +46,6 @@ var catalogueESAccount = map[string]string{
 	"Save e-mail address":           "Guardar dirección de correo",
 	"Changing it, like adding or removing a passkey, new recovery codes or a new API token, asks for your passkey when you last used it more than five minutes ago.": "Cambiarla, igual que añadir o eliminar una llave de acceso, crear nuevos códigos de recuperación o un nuevo token de API, te pide tu llave de acceso si la usaste por última vez hace más de cinco minutos.",
 	"Sessions":                 "Sesiones",
-	"signed in":                "inicio de sesión",
-	"last seen":                "última actividad",
 	"this browser":             "este navegador",
 	"Revoke my API tokens too": "Revocar también mis tokens de API",
 	"Sign out everywhere":      "Cerrar sesión en todas partes",
@@ -68,7 +69,6 @@ var catalogueESAccount = map[string]string{
 	"active":                                "activo",
 	"expired":                               "caducado",
 	"revoked":                               "revocado",
-	"expires":                               "caducidad",
 	"Revoke":                                "Revocar",
 	"No tokens yet.":                        "Aún no hay tokens.",
 	// The pages' scripts (latchkey.js on the account page, tokens.js)
@@ -114,7 +114,6 @@ var catalogueESAccount = map[string]string{
 	"a passkey name has 1 to %d characters":                     "el nombre de una llave de acceso tiene de 1 a %d caracteres",
 	"a passkey name cannot hold control characters":             "el nombre de una llave de acceso no puede contener caracteres de control",
 	"unknown session":                                           "sesión desconocida",
-	"%s and %s":                                                 "%s y %s",
 	"create a passkey first":                                    "crea primero una llave de acceso",
 	"give the token a name (1 to %d characters)":                "ponle un nombre al token (de 1 a %d caracteres)",
 	"a token name cannot hold control characters":               "el nombre de un token no puede contener caracteres de control",
@@ -127,8 +126,6 @@ var catalogueESAccount = map[string]string{
 
 // pluralsESAccount are its counted messages.
 var pluralsESAccount = map[string]Forms{
-	"Ended %d sessions":              {"one": "Se cerró %d sesión", "other": "Se cerraron %d sesiones"},
-	"revoked %d API tokens":          {"one": "se revocó %d token de API", "other": "se revocaron %d tokens de API"},
 	"%d unused recovery codes.":      {"one": "%d código de recuperación sin usar.", "other": "%d códigos de recuperación sin usar."},
 	"{n} unused recovery codes.":     {"one": "{n} código de recuperación sin usar.", "other": "{n} códigos de recuperación sin usar."},
 	"Signed out {n} other sessions.": {"one": "Se cerró {n} sesión más.", "other": "Se cerraron {n} sesiones más."},

@@ -2,6 +2,11 @@ package auth
 
 // catalogueFRAccount is French for the account and API token pages (account.html, tokens.html, their scripts and errors).
 var catalogueFRAccount = map[string]string{
+	"created %s":   "création : %s",
+	"last used %s": "dernière utilisation : %s",
+	"signed in %s": "connexion : %s",
+	"last seen %s": "dernière activité : %s",
+	"expires %s":   "expiration : %s",
 	// Devices, session methods and dates (account.go, admin.go MethodName, i18n.go)
 	"Unknown device":  "Appareil inconnu",
 	"%s on %s":        "%s sur %s",
@@ -16,13 +21,11 @@ var catalogueFRAccount = map[string]string{
 	"Admin console":        "Console d'administration",
 	"You recovered access": "Vous avez récupéré l'accès",
 	"Your new passkey is ready. If a device with one of your passkeys was lost or stolen, take its access away now.": "Votre nouvelle clé d'accès est prête. Si un appareil portant l'une de vos clés d'accès a été perdu ou volé, retirez-lui l'accès maintenant.",
-	"last used":                   "dernière utilisation",
 	"Remove":                      "Supprimer",
 	"Sign out all other sessions": "Déconnecter toutes les autres sessions",
 	"Passkeys":                    "Clés d'accès",
 	"synced passkey":              "clé d'accès synchronisée",
 	"device-bound passkey":        "clé d'accès liée à l'appareil",
-	"created":                     "création",
 	"signed in this browser":      "ce navigateur s'est connecté avec elle",
 	"Works on":                    "Fonctionne sur",
 	"on":                          "sur",
@@ -43,8 +46,6 @@ var catalogueFRAccount = map[string]string{
 	"Save e-mail address":           "Enregistrer l'adresse e-mail",
 	"Changing it, like adding or removing a passkey, new recovery codes or a new API token, asks for your passkey when you last used it more than five minutes ago.": "La modifier, comme ajouter ou supprimer une clé d'accès, créer de nouveaux codes de récupération ou un nouveau jeton d'API, demande votre clé d'accès si vous l'avez utilisée pour la dernière fois il y a plus de cinq minutes.",
 	"Sessions":                 "Sessions",
-	"signed in":                "connexion",
-	"last seen":                "dernière activité",
 	"this browser":             "ce navigateur",
 	"Revoke my API tokens too": "Révoquer aussi mes jetons d'API",
 	"Sign out everywhere":      "Se déconnecter partout",
@@ -68,7 +69,6 @@ var catalogueFRAccount = map[string]string{
 	"active":                                "actif",
 	"expired":                               "expiré",
 	"revoked":                               "révoqué",
-	"expires":                               "expiration",
 	"Revoke":                                "Révoquer",
 	"No tokens yet.":                        "Aucun jeton pour l'instant.",
 	// The pages' scripts (latchkey.js on the account page, tokens.js)
@@ -114,7 +114,6 @@ var catalogueFRAccount = map[string]string{
 	"a passkey name has 1 to %d characters":                     "le nom d'une clé d'accès compte de 1 à %d caractères",
 	"a passkey name cannot hold control characters":             "le nom d'une clé d'accès ne peut pas contenir de caractères de contrôle",
 	"unknown session":                                           "session inconnue",
-	"%s and %s":                                                 "%s et %s",
 	"create a passkey first":                                    "créez d'abord une clé d'accès",
 	"give the token a name (1 to %d characters)":                "donnez un nom au jeton (de 1 à %d caractères)",
 	"a token name cannot hold control characters":               "le nom d'un jeton ne peut pas contenir de caractères de contrôle",
@@ -127,8 +126,6 @@ var catalogueFRAccount = map[string]string{
 
 // pluralsFRAccount are its counted messages.
 var pluralsFRAccount = map[string]Forms{
-	"Ended %d sessions":              {"one": "%d session fermée", "other": "%d sessions fermées"},
-	"revoked %d API tokens":          {"one": "%d jeton d'API révoqué", "other": "%d jetons d'API révoqués"},
 	"%d unused recovery codes.":      {"one": "%d code de récupération inutilisé.", "other": "%d codes de récupération inutilisés."},
 	"{n} unused recovery codes.":     {"one": "{n} code de récupération inutilisé.", "other": "{n} codes de récupération inutilisés."},
 	"Signed out {n} other sessions.": {"one": "{n} autre session déconnectée.", "other": "{n} autres sessions déconnectées."},

@@ -2,6 +2,11 @@ package auth
 
 // catalogueNLAccount is Dutch for the account and API token pages (account.html, tokens.html, their scripts and errors).
 var catalogueNLAccount = map[string]string{
+	"created %s":   "gemaakt %s",
+	"last used %s": "laatst gebruikt %s",
+	"signed in %s": "ingelogd %s",
+	"last seen %s": "laatst actief %s",
+	"expires %s":   "verloopt %s",
 	// Devices, session methods and dates (account.go, admin.go MethodName, i18n.go)
 	"Unknown device":  "Onbekend apparaat",
 	"%s on %s":        "%s op %s",
@@ -16,13 +21,11 @@ var catalogueNLAccount = map[string]string{
 	"Admin console":        "Beheerconsole",
 	"You recovered access": "Je hebt de toegang hersteld",
 	"Your new passkey is ready. If a device with one of your passkeys was lost or stolen, take its access away now.": "Je nieuwe toegangssleutel is klaar. Is een apparaat met een van je toegangssleutels kwijtgeraakt of gestolen, trek dan nu de toegang ervan in.",
-	"last used":                   "laatst gebruikt",
 	"Remove":                      "Verwijderen",
 	"Sign out all other sessions": "Alle andere sessies uitloggen",
 	"Passkeys":                    "Toegangssleutels",
 	"synced passkey":              "gesynchroniseerde toegangssleutel",
 	"device-bound passkey":        "apparaatgebonden toegangssleutel",
-	"created":                     "gemaakt",
 	"signed in this browser":      "hiermee is deze browser ingelogd",
 	"Works on":                    "Werkt op",
 	"on":                          "op",
@@ -43,8 +46,6 @@ var catalogueNLAccount = map[string]string{
 	"Save e-mail address":           "E-mailadres opslaan",
 	"Changing it, like adding or removing a passkey, new recovery codes or a new API token, asks for your passkey when you last used it more than five minutes ago.": "Voor het wijzigen ervan, net als voor het toevoegen of verwijderen van een toegangssleutel, nieuwe herstelcodes of een nieuw API-token, wordt om je toegangssleutel gevraagd als je die meer dan vijf minuten geleden voor het laatst hebt gebruikt.",
 	"Sessions":                 "Sessies",
-	"signed in":                "ingelogd",
-	"last seen":                "laatst actief",
 	"this browser":             "deze browser",
 	"Revoke my API tokens too": "Ook mijn API-tokens intrekken",
 	"Sign out everywhere":      "Overal uitloggen",
@@ -68,7 +69,6 @@ var catalogueNLAccount = map[string]string{
 	"active":                                "actief",
 	"expired":                               "verlopen",
 	"revoked":                               "ingetrokken",
-	"expires":                               "verloopt",
 	"Revoke":                                "Intrekken",
 	"No tokens yet.":                        "Nog geen tokens.",
 	// The pages' scripts (latchkey.js on the account page, tokens.js)
@@ -114,7 +114,6 @@ var catalogueNLAccount = map[string]string{
 	"a passkey name has 1 to %d characters":                     "de naam van een toegangssleutel heeft 1 tot %d tekens",
 	"a passkey name cannot hold control characters":             "de naam van een toegangssleutel mag geen besturingstekens bevatten",
 	"unknown session":                                           "onbekende sessie",
-	"%s and %s":                                                 "%s en %s",
 	"create a passkey first":                                    "maak eerst een toegangssleutel",
 	"give the token a name (1 to %d characters)":                "geef het token een naam (1 tot %d tekens)",
 	"a token name cannot hold control characters":               "de naam van een token mag geen besturingstekens bevatten",
@@ -127,8 +126,6 @@ var catalogueNLAccount = map[string]string{
 
 // pluralsNLAccount are its counted messages.
 var pluralsNLAccount = map[string]Forms{
-	"Ended %d sessions":              {"one": "%d sessie beëindigd", "other": "%d sessies beëindigd"},
-	"revoked %d API tokens":          {"one": "%d API-token ingetrokken", "other": "%d API-tokens ingetrokken"},
 	"%d unused recovery codes.":      {"one": "%d ongebruikte herstelcode.", "other": "%d ongebruikte herstelcodes."},
 	"{n} unused recovery codes.":     {"one": "{n} ongebruikte herstelcode.", "other": "{n} ongebruikte herstelcodes."},
 	"Signed out {n} other sessions.": {"one": "{n} andere sessie uitgelogd.", "other": "{n} andere sessies uitgelogd."},

@@ -108,7 +108,7 @@ func newLocales(pages *template.Template, def string) (*locales, error) {
 			return nil, fmt.Errorf("auth: templates: %w", err)
 		}
 		l := &locale{tag: tag, code: tag.String(), p: p, pages: clone, script: map[string]any{}}
-		clone.Funcs(template.FuncMap{"t": func(key string, args ...any) string { return p.Sprintf(key, args...) }, "tstrong": l.tstrong,
+		clone.Funcs(template.FuncMap{"t": func(key string, args ...any) string { return p.Sprintf(key, args...) }, "tstrong": l.tstrong, "thtml": l.thtml,
 			"date": l.date, "when": l.when, "device": func(ua string) string { return describeDevice(ua, l.text) },
 			"methodName": func(m string) string { return l.text(MethodName(m)) }})
 		for _, k := range skeys {
@@ -237,7 +237,7 @@ func rememberLanguage(w http.ResponseWriter, l *locale, d *domain) {
 // Where the catalogue's keys are used: {{t "..."}} in the templates, t("...") in the page
 // scripts, N with a string literal in this package's Go code.
 var (
-	templateKeyRe = regexp.MustCompile(`\{\{-?\s*t(?:strong)?\s+("(?:[^"\\]|\\.)*")`)
+	templateKeyRe = regexp.MustCompile(`\{\{-?\s*t(?:strong|html)?\s+("(?:[^"\\]|\\.)*")`)
 	scriptKeyRe   = regexp.MustCompile(`\btn?\(("(?:[^"\\]|\\.)*")`)
 	goKeyRe       = regexp.MustCompile(`\bN\(("(?:[^"\\]|\\.)*")\)`)
 )
@@ -350,6 +350,25 @@ func (l *locale) tstrong(key string, args ...any) template.HTML {
 	out := template.HTMLEscapeString(l.p.Sprintf(key, marks...))
 	for i, a := range args {
 		out = strings.Replace(out, fmt.Sprintf("\x01%d\x01", i), "<strong>"+template.HTMLEscapeString(fmt.Sprint(a))+"</strong>", 1)
+	}
+	return template.HTML(out)
+}
+
+// thtml translates key like t with markup arguments kept as they are: a time element from when
+// ("last used %s" with <time>…</time>) takes its place in the translated sentence, whatever the
+// language's word order. Other arguments and the translation itself are escaped.
+func (l *locale) thtml(key string, args ...any) template.HTML {
+	marks := make([]any, len(args))
+	for i := range args {
+		marks[i] = fmt.Sprintf("\x01%d\x01", i)
+	}
+	out := template.HTMLEscapeString(l.p.Sprintf(key, marks...))
+	for i, a := range args {
+		v, ok := a.(template.HTML)
+		if !ok {
+			v = template.HTML(template.HTMLEscapeString(fmt.Sprint(a)))
+		}
+		out = strings.Replace(out, fmt.Sprintf("\x01%d\x01", i), string(v), 1)
 	}
 	return template.HTML(out)
 }

@@ -102,7 +102,7 @@ func TestAccountPagesInGerman(t *testing.T) {
 		Message string `json:"message"`
 	}
 	r = b.PostJSON("/.latchkey/api/sessions/revoke-all", map[string]bool{"tokens": true})
-	if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "1 Sitzung beendet und 1 API-Token widerrufen." {
+	if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "1 Sitzung beendet. 1 API-Token widerrufen." {
 		t.Errorf("sign out everywhere: %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -216,7 +216,7 @@ func untranslatedWords(src string) []string {
 	var out []string
 	// Attributes a person reads, in the tags.
 	for _, m := range readAttrRe.FindAllStringSubmatch(src, -1) {
-		if wordRe.MatchString(m[2]) {
+		if wordRe.MatchString(m[2]) && !codeShapeRe.MatchString(m[2]) {
 			out = append(out, m[1]+"="+m[2])
 		}
 	}
@@ -240,6 +240,8 @@ var (
 	entityRe   = regexp.MustCompile(`&#?\w+;`)
 	readAttrRe = regexp.MustCompile(`\b(placeholder|title|aria-label|alt)="([^"]*)"`)
 	wordRe     = regexp.MustCompile(`\pL{2,}`)
+	// codeShapeRe is the shape of a code to type (XXXX-XXXX), which no language writes otherwise.
+	codeShapeRe = regexp.MustCompile(`^[X0-9-]+$`)
 )
 
 // TestUntranslatedWordsFindsText: the template scan sees raw text and read attributes, and

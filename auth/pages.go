@@ -36,6 +36,11 @@ func parsePages() (*template.Template, error) {
 		// Each language's copy replaces t with its own printer (newLocales).
 		"t":       fmt.Sprintf,
 		"tstrong": func(key string, args ...any) template.HTML { return template.HTML(fmt.Sprintf(key, args...)) },
+		"thtml":   func(key string, args ...any) template.HTML { return template.HTML(fmt.Sprintf(key, args...)) },
+		// in wraps markup in a span of a class, for a script to find (the time of last use).
+		"in": func(class string, h template.HTML) template.HTML {
+			return template.HTML(`<span class="`+template.HTMLEscapeString(class)+`">`) + h + "</span>"
+		},
 	}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse templates: %w", err)

@@ -172,7 +172,7 @@ func TestSignOutEverywhere(t *testing.T) {
 		laptop.Login(alice.pk, "")
 		r := alice.b.PostJSON("/.latchkey/api/sessions/revoke-all", map[string]any{"tokens": true})
 		var out answer
-		if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "Ended 2 sessions and revoked 2 API tokens." || out.Revoked != 2 || out.Tokens != 2 {
+		if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "2 sessions ended. 2 API tokens revoked." || out.Revoked != 2 || out.Tokens != 2 {
 			t.Fatalf("%d %s", r.StatusCode, r.Body)
 		}
 		if works(t1) || works(t2) || allowed(laptop, "alice") {
@@ -188,7 +188,7 @@ func TestSignOutEverywhere(t *testing.T) {
 		tok := newTok(bob.b, "keep")
 		r := bob.b.PostJSON("/.latchkey/api/sessions/revoke-all", map[string]any{"tokens": false})
 		var out answer
-		if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "Ended 1 session." || out.Tokens != 0 {
+		if r.StatusCode != http.StatusOK || r.JSON(&out) != nil || out.Message != "1 session ended." || out.Tokens != 0 {
 			t.Fatalf("%d %s", r.StatusCode, r.Body)
 		}
 		if !works(tok) || allowed(bob.b, "bob") {

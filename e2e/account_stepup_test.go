@@ -114,7 +114,7 @@ func TestAccountInlineStepUp(t *testing.T) {
 	tb.waitURL(account)
 	tb.answerDialogs("")
 	tb.click("revoke-all")
-	tb.waitFor("what sign out everywhere ended", statusHas("Ended 1 session and revoked 1 API token."))
+	tb.waitFor("what sign out everywhere ended", statusHas("1 session ended. 1 API token revoked."))
 	if n := env.Count("api_tokens", "user_id = ? AND revoked_at = 0", user.ID); n != 0 {
 		t.Errorf("%d live tokens after signing out everywhere", n)
 	}
