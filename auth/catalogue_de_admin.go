@@ -2,6 +2,7 @@ package auth
 
 // catalogueDEAdmin is German for the admin console (admin*.html, admin.js, dialog.js, the audit labels and the account operations' refusals).
 var catalogueDEAdmin = map[string]string{
+	"%s: %s":       "%s: %s",
 	"user name":    "Benutzername",
 	"display name": "Anzeigename",
 	"e-mail":       "E-Mail",

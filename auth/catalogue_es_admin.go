@@ -2,6 +2,7 @@ package auth
 
 // catalogueESAdmin is Spanish for the admin console (admin*.html, admin.js, dialog.js, the audit labels and the account operations' refusals).
 var catalogueESAdmin = map[string]string{
+	"%s: %s":       "%s: %s",
 	"user name":    "nombre de usuario",
 	"display name": "nombre visible",
 	"e-mail":       "correo electrónico",

@@ -2,6 +2,7 @@ package auth
 
 // catalogueFRAdmin is French for the admin console (admin*.html, admin.js, dialog.js, the audit labels and the account operations' refusals).
 var catalogueFRAdmin = map[string]string{
+	"%s: %s":       "%s : %s",
 	"user name":    "nom d'utilisateur",
 	"display name": "nom affiché",
 	"e-mail":       "e-mail",

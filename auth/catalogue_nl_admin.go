@@ -2,6 +2,7 @@ package auth
 
 // catalogueNLAdmin is Dutch for the admin console (admin*.html, admin.js, dialog.js, the audit labels and the account operations' refusals).
 var catalogueNLAdmin = map[string]string{
+	"%s: %s":       "%s: %s",
 	"user name":    "gebruikersnaam",
 	"display name": "weergavenaam",
 	"e-mail":       "e-mail",

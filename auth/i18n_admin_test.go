@@ -91,9 +91,9 @@ func TestAdminInFrench(t *testing.T) {
 		body map[string]any
 		want string
 	}{
-		{map[string]any{"name": "a b"}, `nom d'utilisateur: "a b" : utilisez de 1 à 64 lettres, chiffres et . _ @ -`},
-		{map[string]any{"name": "dave", "display_name": strings.Repeat("x", 201)}, "nom affiché: 200 caractères au maximum"},
-		{map[string]any{"name": "dave", "email": "no-at"}, `e-mail: "no-at" n'est pas une adresse comme marie@example.com`},
+		{map[string]any{"name": "a b"}, `nom d'utilisateur : "a b" : utilisez de 1 à 64 lettres, chiffres et . _ @ -`},
+		{map[string]any{"name": "dave", "display_name": strings.Repeat("x", 201)}, "nom affiché : 200 caractères au maximum"},
+		{map[string]any{"name": "dave", "email": "no-at"}, `e-mail : "no-at" n'est pas une adresse comme marie@example.com`},
 		{map[string]any{"name": "carol"}, "un utilisateur porte déjà ce nom"},
 	} {
 		r := root.PostJSON("/.latchkey/api/admin/users", c.body)

@@ -395,7 +395,7 @@ func failf(status int, msg string, args []any, cause error) error {
 func (e *apiError) message(l *locale) string {
 	msg := l.text(e.msg, e.args...)
 	if e.field != "" {
-		msg = l.text(e.field) + ": " + msg
+		msg = l.text(N("%s: %s"), l.text(e.field), msg) // French puts a space before the colon
 	}
 	return msg
 }
