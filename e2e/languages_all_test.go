@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,6 +105,12 @@ routes:
 // everyPageIn walks every page in one language, in one browser that signs in once (by enrolling).
 func everyPageIn(t *testing.T, srv *server, code, enrolLink, unrouted string, apps map[string]string, report *leakReport) {
 	r := everyPageReaders[code]
+	// What the test put in, shown as it is in every language: names, groups, apps, a token.
+	data := map[string]bool{"admin": true, "dave": true, "Dave Lister": true, "crew": true, "admins": true, "family": true,
+		"admins, family": true, "Photos": true, "Ledger": true, "backup": true, "grafana.example.com": true}
+	for _, rd := range everyPageReaders {
+		data[rd.user], data[rd.display], data[rd.user+"@example.com"] = true, true, true
+	}
 	finder := newLeakFinder(code)
 	if code != "en" && len(finder.keys) == 0 {
 		t.Fatalf("no English keys to look for in %s", code)
@@ -136,8 +143,13 @@ func everyPageIn(t *testing.T, srv *server, code, enrolLink, unrouted string, ap
 		if code == "en" {
 			return
 		}
-		text := tb.words()
+		text, items := tb.words()
 		keys, sentences := finder.find(text), englishSentences(text)
+		for _, w := range finder.findWhole(items, data) {
+			if !slices.Contains(keys, w) {
+				keys = append(keys, w)
+			}
+		}
 		times := eval[[]string](tb, timeCheckScript)
 		if len(keys)+len(sentences)+len(times) == 0 {
 			return
@@ -191,12 +203,28 @@ func everyPageIn(t *testing.T, srv *server, code, enrolLink, unrouted string, ap
 	tb.click("passkey-register")
 	tb.waitFor("the recovery codes", `!document.getElementById("codes").hidden && document.querySelectorAll("#code-list li").length === 10`)
 	check("enroll-codes")
+	// The device a passkey or a session was made on is named in words ("Chrome on Linux"):
+	// those words are the language's too. auth.DeviceSummary says them in English.
+	english := auth.DeviceSummary(eval[string](tb, `navigator.userAgent`))
+	device := func(page, what, expr string) {
+		t.Helper()
+		got := strings.TrimSpace(eval[string](tb, expr))
+		switch {
+		case code == "en" && got != english:
+			t.Errorf("%s in en: %s %q, want %q", page, what, got, english)
+		case code != "en" && got == english:
+			report.add(page+" (device)", code)
+			t.Errorf("%s in %s: %s %q is English", page, code, what, got)
+		}
+	}
+	device("enroll-codes", "the new passkey's suggested name", `document.getElementById("new-passkey-name").value`)
 
 	// Signed in, and freshly verified: the pages that ask for a recent passkey check let us in.
 	tb.click("continue")
 	tb.waitURL(srv.URL + "/.latchkey/account")
 	tb.waitFor("the account page", `document.querySelectorAll("#passkeys li[data-id]").length === 1`)
 	check("account")
+	device("account", "this browser's session", `(document.querySelector("#sessions li[data-current] .session-device") || {}).textContent || ""`)
 
 	visit("tokens", srv.URL+"/.latchkey/tokens", `!!document.getElementById("token-form")`)
 	tb.setValue("token-name", "backup")
@@ -285,7 +313,10 @@ func checkPasskeyCounts(t *testing.T, tb *tab, code, user string) {
 	case !same && form1 == form0:
 		t.Errorf("admin-users in %s: 1 is singular and 0 plural in %s, but the list says %q and %q", code, code, one, zero)
 	}
-	if code == "en" && (one != "1 passkey" || zero != "0 passkeys") {
+	switch english := one == "1 passkey" || zero == "0 passkeys"; {
+	case code == "en" && (one != "1 passkey" || zero != "0 passkeys"):
 		t.Errorf("admin-users in en: %q and %q, want \"1 passkey\" and \"0 passkeys\"", one, zero)
+	case code != "en" && english:
+		t.Errorf("admin-users in %s: the passkey counts %q and %q are English", code, one, zero)
 	}
 }

@@ -27,6 +27,9 @@ type leakKey struct {
 type leakFinder struct {
 	lang string
 	keys []leakKey
+	// whole are the keys, short ones included ("Allow", "Cancel", "Allow %s?"), as patterns
+	// for the whole text of one element or attribute: a button or a heading left in English.
+	whole []leakKey
 }
 
 // verbRe matches the verbs of a catalogue key: fmt verbs (with an explicit argument index or
@@ -48,18 +51,50 @@ func newLeakFinder(lang string) *leakFinder {
 		all.WriteString("\n")
 	}
 	translated := all.String()
+	values := map[string]bool{}
+	for _, v := range tr {
+		values[oneLine(v)] = true
+	}
 	for k, v := range tr {
 		if strings.TrimSpace(k) == strings.TrimSpace(v) {
 			continue
 		}
-		re := keyPattern(k)
-		if re == nil || re.MatchString(translated) {
-			continue
+		if re := keyPattern(k); re != nil && !re.MatchString(translated) {
+			f.keys = append(f.keys, leakKey{key: k, re: re})
 		}
-		f.keys = append(f.keys, leakKey{key: k, re: re})
+		if re := wholePattern(k); re != nil {
+			shared := false
+			for v := range values {
+				if re.MatchString(v) {
+					shared = true // the language says the same: "Status", "OK"
+					break
+				}
+			}
+			if !shared {
+				f.whole = append(f.whole, leakKey{key: k, re: re})
+			}
+		}
 	}
 	sort.Slice(f.keys, func(i, j int) bool { return f.keys[i].key < f.keys[j].key })
+	sort.Slice(f.whole, func(i, j int) bool { return f.whole[i].key < f.whole[j].key })
 	return f
+}
+
+// wholePattern is key as a pattern for a whole text ("^Allow .+\?$"), or nil when its literal
+// text has fewer than three letters ("%s on %s", "%s · %s" could be anything).
+func wholePattern(key string) *regexp.Regexp {
+	frags := verbRe.Split(oneLine(key), -1)
+	letters := 0
+	for i, fr := range frags {
+		for _, w := range letterRun.FindAllString(fr, -1) {
+			letters += len([]rune(w))
+		}
+		frags[i] = regexp.QuoteMeta(fr)
+	}
+	if letters < 3 {
+		return nil
+	}
+	return regexp.MustCompile(`^` + strings.Join(frags, `.+?`) + `$`)
 }
 
 // keyPattern is key as a regular expression, or nil when its literal text is too short to
@@ -121,6 +156,27 @@ func (f *leakFinder) find(text string) []string {
 	return out
 }
 
+// findWhole lists the texts (of one element or attribute each) that are an English key as a
+// whole, except the test's own data (a user called "admin" is no badge left in English).
+func (f *leakFinder) findWhole(items []string, data map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		it = oneLine(it)
+		if it == "" || data[it] || seen[it] {
+			continue
+		}
+		for _, k := range f.whole {
+			if k.re.MatchString(it) {
+				seen[it] = true
+				out = append(out, fmt.Sprintf("%q", shorten(it, 80)))
+				break
+			}
+		}
+	}
+	return out
+}
+
 // englishWordRe are English function words that none of the other shipped languages spells the
 // same way as a word of its own ("is", "in", "of", "was", "will", "on", "an", "or" are left out:
 // they are Dutch, German or French words too).
@@ -160,33 +216,43 @@ func shorten(s string, n int) string {
 // later (closed dialogs, hidden sections, <template> contents, the options of a select), and the
 // attributes a browser shows or reads out (title, placeholder, aria-label, alt, the data-label
 // that phone-sized tables print before a cell, button values). Code samples (<code>, <kbd>,
-// <pre>) are returned apart: they are literal, not language.
+// <pre>) are returned apart: they are literal, not language. items are the same words one
+// element or attribute at a time: the text of each element that holds little (a button, a
+// heading, a table cell), each attribute, the title without the brand.
 const pageTextScript = `(() => {
 	const out = [document.title, document.body.innerText];
+	const items = [document.title.replace(/ · [^·]*$/, "")];
 	const skip = new Set(["SCRIPT", "STYLE", "TEMPLATE", "NOSCRIPT"]);
 	const shown = e => e.checkVisibility({visibilityProperty: true});
 	for (const e of document.body.querySelectorAll("*")) {
 		if (skip.has(e.tagName) || e.closest("script, style")) continue;
 		if (e.tagName === "OPTION") out.push(e.textContent);
 		else if (!shown(e) && (!e.parentElement || shown(e.parentElement))) out.push(e.innerText);
+		const literal = e.closest("code, kbd, pre, samp, #languages");
+		const own = e.textContent.replace(/\s+/g, " ").trim();
+		if (!literal && own !== "" && own.length <= 120) items.push(own);
 		for (const a of ["title", "placeholder", "aria-label", "alt", "data-label"]) {
 			const v = e.getAttribute(a);
-			if (v) out.push(v);
+			if (v) { out.push(v); items.push(v); }
 		}
-		if (e.tagName === "INPUT" && ["submit", "button", "reset"].includes(e.type) && e.value) out.push(e.value);
+		if (e.tagName === "INPUT" && ["submit", "button", "reset"].includes(e.type) && e.value) { out.push(e.value); items.push(e.value); }
 	}
-	for (const t of document.querySelectorAll("template")) out.push(t.content.textContent);
+	for (const t of document.querySelectorAll("template")) {
+		out.push(t.content.textContent);
+		for (const e of t.content.querySelectorAll("*")) items.push(e.textContent.replace(/\s+/g, " ").trim());
+	}
 	const code = [...document.querySelectorAll("code, kbd, pre, samp")].map(e => e.textContent).filter(s => s.trim() !== "");
-	return {text: out.join("\n"), code: code};
+	return {text: out.join("\n"), items: items, code: code};
 })()`
 
 type pageText struct {
-	Text string   `json:"text"`
-	Code []string `json:"code"`
+	Text  string   `json:"text"`
+	Items []string `json:"items"`
+	Code  []string `json:"code"`
 }
 
-// words returns the page's text (pageTextScript) without its code samples.
-func (tb *tab) words() string {
+// words returns the page's text (pageTextScript) without its code samples, and its items.
+func (tb *tab) words() (string, []string) {
 	tb.t.Helper()
 	p := eval[pageText](tb, pageTextScript)
 	text := p.Text
@@ -195,7 +261,7 @@ func (tb *tab) words() string {
 	for _, c := range p.Code {
 		text = strings.ReplaceAll(text, c, " ")
 	}
-	return text
+	return text, p.Items
 }
 
 // timeCheckScript lists the <time> elements whose words the page script left in English: the
@@ -249,7 +315,7 @@ func (r *leakReport) summary() string {
 	var b strings.Builder
 	b.WriteString("pages with English left:")
 	for _, p := range r.order {
-		fmt.Fprintf(&b, "\n  %-16s %s", p, strings.Join(r.pages[p], " "))
+		fmt.Fprintf(&b, "\n  %-22s %s", p, strings.Join(r.pages[p], " "))
 	}
 	return b.String()
 }
@@ -277,6 +343,13 @@ func TestLeakFinder(t *testing.T) {
 		if got := f.find(c.text); (len(got) > 0) != c.leak {
 			t.Errorf("find(%q) = %v, want a leak: %v", c.text, got, c.leak)
 		}
+	}
+	data := map[string]bool{"admin": true}
+	if got := f.findWhole([]string{"Weiter", "Anmelden", "admin", "Bei Photos anmelden"}, data); len(got) > 0 {
+		t.Errorf("findWhole flags German: %v", got)
+	}
+	if got := f.findWhole([]string{"Continue", "Sign in to Photos", " Not  found "}, data); len(got) != 3 {
+		t.Errorf("findWhole(English) = %v, want all three", got)
 	}
 	for _, c := range []struct {
 		text string
