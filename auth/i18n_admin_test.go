@@ -60,14 +60,14 @@ func TestAdminInFrench(t *testing.T) {
 
 	user := page("/.latchkey/admin/users/" + alice.ID)
 	has("the user page", user, "<title>Administration · alice · Latchkey</title>", "Nouveau lien d'inscription",
-		"Supprimer l'utilisateur", "<h2>Clés d'accès</h2>", "<h2>Sessions</h2>", "Déconnecter partout", "Aucun token API.",
+		"Supprimer l'utilisateur", "<h2>Clés d'accès</h2>", "<h2>Sessions</h2>", "Se déconnecter partout", "Aucun jeton d'API.",
 		"dernière utilisation :", "Journal d'audit de alice")
 
 	if r := root.PostJSON("/.latchkey/api/admin/users/"+alice.ID+"/disable", map[string]any{}); r.StatusCode != http.StatusOK {
 		t.Fatalf("disable alice: %d %s", r.StatusCode, r.Body)
 	} else {
 		var out struct{ Message string }
-		if r.JSON(&out) != nil || out.Message != "Utilisateur alice désactivé. 1 session terminée. 0 token API révoqué." {
+		if r.JSON(&out) != nil || out.Message != "Utilisateur alice désactivé. 1 session terminée. 0 jeton d'API révoqué." {
 			t.Errorf("disable answered %q", out.Message)
 		}
 	}
