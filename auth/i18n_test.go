@@ -3,6 +3,7 @@ package auth
 import (
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -315,4 +316,37 @@ func TestLanguagePick(t *testing.T) {
 	if got := language.Make(ls.def.code); got != language.Dutch {
 		t.Errorf("default %v", got)
 	}
+}
+
+// FuzzLanguagePick: whatever the switcher's lang, the language cookie and Accept-Language say,
+// the answer is a shipped language, and a switcher choice is only ever a shipped code as written.
+func FuzzLanguagePick(f *testing.F) {
+	pages, err := parsePages()
+	if err != nil {
+		f.Fatal(err)
+	}
+	ls, err := newLocales(pages, "en")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][3]string{{"de", "", ""}, {"", "fr", ""}, {"", "", "nl-BE,nl;q=0.9,en;q=0.5"}, {"zz", "xx", "*;q=0.1"},
+		{"", "", "x-a;q=0.1,de;q=2,fr;q=-1"}, {"", "", "zh-Hant-TW-u-co-pinyin"}, {"\x00", "de\r\n", ";;,,"}} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, query, cookie, accept string) {
+		r, err := http.NewRequest(http.MethodGet, "http://localhost/.latchkey/login", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.URL.RawQuery = url.Values{"lang": {query}}.Encode()
+		r.Header.Set("Cookie", langCookie+"="+cookie)
+		r.Header.Set("Accept-Language", accept)
+		l, chosen := ls.pick(r)
+		if l == nil || ls.byCode[l.code] != l {
+			t.Fatalf("pick gave %v, not a shipped language", l)
+		}
+		if chosen && l.code != query {
+			t.Fatalf("switcher choice %q from lang=%q", l.code, query)
+		}
+	})
 }

@@ -78,11 +78,17 @@
 //	DOM-05 another user's token or session            domains_test.go TestDomainsContinueAttacks/DOM-05_another_user
 //	DOM-06 unconfigured or wrong domain               domains_test.go TestDomainsContinueAttacks/DOM-06_unconfigured_or_wrong_domain
 //	DOM-07 the session that asked has ended           domains_test.go TestDomainsContinueAttacks/DOM-07_the_session_that_asked_has_ended
+//	LANG-01 hostile lang parameter                    language_test.go TestLanguageHostile/LANG-01
+//	LANG-02 hostile language cookie                   language_test.go TestLanguageHostile/LANG-02
+//	LANG-03 hostile Accept-Language                   language_test.go TestLanguageHostile/LANG-03
+//	LANG-04 open redirect through the switcher        language_test.go TestLanguageHostile/LANG-04
+//	LANG-05 markup through a translation              language_test.go TestLanguageHostile/LANG-05
 //
 // Beyond the catalogue: headers_test.go TestSecurityHeadersOnEveryRoute requests every route
 // registered in auth.Routes() (read from the auth sources, so new routes are covered without
 // editing the test), signed out and signed in, through the whole handler and through
 // auth.Routes() alone, and checks CSP (no inline or eval script, frame-ancestors 'none'),
 // Referrer-Policy no-referrer, nosniff and Cache-Control no-store. Forwarded-header parsing is
-// fuzzed by proxy/forward_fuzz_test.go FuzzForwardHeaders.
+// fuzzed by proxy/forward_fuzz_test.go FuzzForwardHeaders, language choice by auth/i18n_test.go
+// FuzzLanguagePick.
 package hostile
