@@ -150,6 +150,7 @@ var catalogueDE = map[string]string{
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Wenn Sie das waren, öffnen Sie diesen Link innerhalb von 15 Minuten, um einen neuen Passkey zu erstellen. Er funktioniert einmal:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Wenn Sie das nicht angefordert haben, ignorieren Sie diese Nachricht: An Ihrem Konto ändert sich nichts.",
 	"Passkey": "Passkey",
+	"This page is not on a secure (https) connection, so the browser offers no passkeys here. Open it at its https address, or ask your administrator to set one up.": "Diese Seite ist nicht über eine sichere Verbindung (https) geöffnet, deshalb bietet der Browser hier keine Passkeys an. Öffnen Sie sie unter ihrer https-Adresse oder bitten Sie Ihren Administrator, eine einzurichten.",
 }
 
 // pluralsDE are the sign-in pages' counted messages.

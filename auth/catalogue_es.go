@@ -150,6 +150,7 @@ var catalogueES = map[string]string{
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si has sido tú, abre este enlace en los próximos 15 minutos para crear una llave de acceso nueva. Funciona una sola vez:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si no lo has pedido, ignora este mensaje: tu cuenta no cambia.",
 	"Passkey": "Llave de acceso",
+	"This page is not on a secure (https) connection, so the browser offers no passkeys here. Open it at its https address, or ask your administrator to set one up.": "Esta página no está en una conexión segura (https), así que el navegador no ofrece llaves de acceso aquí. Ábrela en su dirección https o pide a tu administrador que configure una.",
 }
 
 // pluralsES are the sign-in pages' counted messages.

@@ -150,6 +150,7 @@ var catalogueFR = map[string]string{
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Si c'était vous, ouvrez ce lien dans les 15 minutes pour créer une nouvelle clé d'accès. Il ne fonctionne qu'une fois :",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Si vous n'avez rien demandé, ignorez ce message : rien ne change sur votre compte.",
 	"Passkey": "Clé d'accès",
+	"This page is not on a secure (https) connection, so the browser offers no passkeys here. Open it at its https address, or ask your administrator to set one up.": "Cette page n'est pas sur une connexion sécurisée (https) : le navigateur n'y propose donc aucune clé d'accès. Ouvrez-la à son adresse https, ou demandez à votre administrateur d'en mettre une en place.",
 }
 
 // pluralsFR are the sign-in pages' counted messages.

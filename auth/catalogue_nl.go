@@ -150,6 +150,7 @@ var catalogueNL = map[string]string{
 	"If it was you, open this link within 15 minutes to create a new passkey. It works once:": "Was jij dat, open dan binnen 15 minuten deze link om een nieuwe toegangssleutel te maken. Hij werkt één keer:",
 	"If you did not ask for this, ignore this message: nothing changes on your account.":      "Heb je hier niet om gevraagd, negeer dan dit bericht: er verandert niets aan je account.",
 	"Passkey": "Toegangssleutel",
+	"This page is not on a secure (https) connection, so the browser offers no passkeys here. Open it at its https address, or ask your administrator to set one up.": "Deze pagina gebruikt geen beveiligde verbinding (https), dus de browser biedt hier geen toegangssleutels aan. Open hem via zijn https-adres, of vraag je beheerder er een in te stellen.",
 }
 
 // pluralsNL are the sign-in pages' counted messages.

@@ -28,6 +28,17 @@
     }
     return fill(s, Object.assign({ n: n }, vars || {}));
   }
+  // Without WebAuthn the pages cannot do anything; say why. Browsers hide WebAuthn entirely on a
+  // page that is not a secure context (http on an address other than localhost), which would
+  // otherwise read as "this browser does not support passkeys".
+  function noPasskeys() {
+    if (window.PublicKeyCredential && navigator.credentials) return "";
+    if (window.isSecureContext === false) {
+      return t("This page is not on a secure (https) connection, so the browser offers no passkeys here. Open it at its https address, or ask your administrator to set one up.");
+    }
+    return t("This browser does not support passkeys. Use a current browser, or another device.");
+  }
+
   // A portal configured as http://localhost only works in a browser on the same machine: a
   // browser elsewhere (a headless server reached by its address) gets no passkeys. Say how to
   // reach it instead of failing at the first passkey request.
@@ -387,9 +398,9 @@
       try { await login("modal"); } catch (e) { say(explain(e), "error"); button.disabled = false; }
     });
 
-    if (!window.PublicKeyCredential) {
+    if (noPasskeys()) {
       button.disabled = true;
-      say(t("This browser does not support passkeys. Use a current browser, or another device."), "error");
+      say(noPasskeys(), "error");
     } else if (!stepUp && document.getElementById("username") &&
                typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
       // Autofill is for choosing an account; a step-up confirms the one already signed in.
@@ -436,6 +447,10 @@
   // --- enrolment page ---
   if (page.dataset.page === "enroll") {
     const button = document.getElementById("passkey-register");
+    if (noPasskeys()) {
+      button.disabled = true;
+      say(noPasskeys(), "error");
+    }
     button.addEventListener("click", async () => {
       button.disabled = true;
       say(t("Follow your browser's prompt…"));
@@ -513,6 +528,10 @@
       } catch (e) { say(explain(e), "error", where); }
     };
     const addButton = document.getElementById("passkey-add");
+    if (noPasskeys()) {
+      addButton.disabled = true;
+      say(noPasskeys(), "error", addButton);
+    }
     addButton.addEventListener("click", () => act(addButton, async () => {
       say(t("Follow your browser's prompt…"), "", addButton);
       const res = await register("");

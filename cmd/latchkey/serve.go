@@ -341,6 +341,12 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 		demoBanner(opts.out, a.public)
 	}
 	tunnelHint(opts.out, ln.Addr(), a.public)
+	if a.public.Scheme == "http" && !isLocalHost(a.public.Hostname()) {
+		// Browsers hide WebAuthn on such a page: nobody can sign in. doctor calls it an error;
+		// serve still starts (a TLS proxy may be on its way), but says so where it is seen first.
+		a.log.Warn("server.public_url is http on an address other than localhost: browsers offer no passkeys there; serve Latchkey behind https and set public_url to that address",
+			"public_url", a.public.String())
+	}
 	a.log.Info("latchkey ready", "listen", ln.Addr().String(), "public_url", a.public.String(), "metrics", metricsAddr,
 		"store", string(a.store.Dialect()), "version", version)
 	if opts.ready != nil {
