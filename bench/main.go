@@ -564,7 +564,9 @@ func render(steps []step, runs [][]result, cps float64, ready time.Duration, idl
 	fmt.Fprintf(&b, "Each row is %d wrk runs of %s at %d connections on 127.0.0.1, one per repeat, the repeats interleaved (the whole\n", repeats, d, conns)
 	fmt.Fprintf(&b, "table once, then again). Latchkey, the bare baselines, nginx and Caddy run pinned to one CPU; wrk and the upstream to the\n")
 	fmt.Fprintf(&b, "other. A ratio compares a row with its baseline in the same repeat: the median, and the range over the repeats. Absolute\n")
-	fmt.Fprintf(&b, "figures depend on the machine and its load; p50 and p99 are medians over the repeats.\n\n")
+	fmt.Fprintf(&b, "figures depend on the machine and its load; p50 and p99 are medians over the repeats. `latchkey serve` runs with its\n")
+	fmt.Fprintf(&b, "own garbage-collector pacing (at least 16 MB of heap growth between collections; README, \"Metrics, health and\n")
+	fmt.Fprintf(&b, "logs\"), the bare Go baselines with Go's default.\n\n")
 	fmt.Fprintln(&b, "| case | requests/s | ratio to baseline | p50 | p99 | p99 / baseline p99 | non-2xx/3xx |")
 	fmt.Fprintln(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	index := map[string]int{}

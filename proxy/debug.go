@@ -206,11 +206,12 @@ func (h *Handler) debugReport(r *http.Request, trusted bool) DebugReport {
 		t   target
 		bad string
 	)
+	peer, _ := PeerAddr(r) // trusted, checked above
 	switch rep.Style {
 	case "request":
-		t, bad = h.originalTarget(r)
+		t, bad = h.originalTarget(r, peer)
 	default:
-		t, bad = h.forwardTarget(r)
+		t, bad = h.forwardTarget(r, peer)
 	}
 	if bad != "" {
 		rep.Decision, rep.ForwardAnswer, rep.RequestAnswer = "bad_request", "400", "400"

@@ -153,13 +153,14 @@ func setIdentity(hd http.Header, id auth.Identity) {
 	if id.User == nil {
 		return
 	}
-	// One backing array for the values: one allocation instead of four on the hot path. The
-	// three-index slices keep an append to one header from overwriting the next. An empty value
-	// (no e-mail, no display name, no groups) is not written at all: every header of the answer
-	// is copied by the server and by the proxy, and each shipped proxy removes a client's copy
-	// of these headers whether or not the answer has one (nginx's proxy_set_header, the
-	// Caddyfile's request_header lines, Traefik's authResponseHeaders, our own reverse proxy).
-	v := &[4]string{id.User.Name, id.User.Email, id.User.DisplayName, id.User.GroupsHeader}
+	// The values live in one array made once per user by the session view (HeaderValues): no
+	// allocation on the hot path. The three-index slices keep an append to one header from
+	// writing into the shared array. An empty value (no e-mail, no display name, no groups) is
+	// not written at all: every header of the answer is copied by the server and by the proxy,
+	// and each shipped proxy removes a client's copy of these headers whether or not the answer
+	// has one (nginx's proxy_set_header, the Caddyfile's request_header lines, Traefik's
+	// authResponseHeaders, our own reverse proxy).
+	v := id.User.HeaderValues()
 	for i, k := range identityHeaderNames {
 		if v[i] != "" {
 			hd[k] = v[i : i+1 : i+1]
@@ -182,11 +183,12 @@ func hasForwarded(r *http.Request) bool {
 	return false
 }
 
-// trustedPeer refuses forward-auth requests that do not come from a configured proxy.
-func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint string) bool {
+// trustedPeer refuses forward-auth requests that do not come from a configured proxy. It
+// returns the peer's address, parsed once for the check and for the client address.
+func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint string) (netip.Addr, bool) {
 	peer, ok := PeerAddr(r)
 	if ok && h.opts.Trusted.Contains(peer) {
-		return true
+		return peer, true
 	}
 	if h.untrustedLog.Allow() {
 		h.opts.Logger.Warn("forward-auth request from an untrusted peer refused; add the proxy's address to server.trusted_proxies if it is yours",
@@ -194,16 +196,17 @@ func (h *Handler) trustedPeer(w http.ResponseWriter, r *http.Request, endpoint s
 	}
 	h.opts.Metrics.Authz(endpoint, "untrusted", 0)
 	writeStatus(w, http.StatusForbidden, "forbidden: this peer is not in server.trusted_proxies")
-	return false
+	return netip.Addr{}, false
 }
 
 // forward serves Traefik's forwardAuth and Caddy's forward_auth (X-Forwarded-*).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	start, now := h.clock()
-	if !h.trustedPeer(w, r, "forward") {
+	peer, ok := h.trustedPeer(w, r, "forward")
+	if !ok {
 		return
 	}
-	t, bad := h.forwardTarget(r)
+	t, bad := h.forwardTarget(r, peer)
 	if bad != "" {
 		h.finish(w, r, "forward", start, nil, Decision{outcome: badRequest, Reason: bad}, true)
 		return
@@ -216,10 +219,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 // request serves Nginx's auth_request (X-Original-URL); it never redirects.
 func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
 	start, now := h.clock()
-	if !h.trustedPeer(w, r, "request") {
+	peer, ok := h.trustedPeer(w, r, "request")
+	if !ok {
 		return
 	}
-	t, bad := h.originalTarget(r)
+	t, bad := h.originalTarget(r, peer)
 	if bad != "" {
 		h.finish(w, r, "request", start, nil, Decision{outcome: badRequest, Reason: bad}, false)
 		return
@@ -233,9 +237,13 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
 // that an operator reading the 400 knows what to fix; none repeats a header's value.
 const badOriginalOnForward = "X-Original-URL sent to /auth/forward (that header is for /auth/request; one description per request)"
 
-// forwardTarget reads X-Forwarded-Method/Proto/Host/Port/Uri. It returns the target, or a
-// non-empty reason naming the header that makes the request unusable.
-func (h *Handler) forwardTarget(r *http.Request) (target, string) {
+// forwardTarget reads X-Forwarded-Method/Proto/Host/Port/Uri of a request from peer, a trusted
+// proxy. It returns the target, or a non-empty reason naming the header that makes the request
+// unusable.
+//
+// Headers are read from the map by their canonical names rather than with Header.Get, which
+// canonicalises its argument on every call; the first value is what Get would return.
+func (h *Handler) forwardTarget(r *http.Request, peer netip.Addr) (target, string) {
 	var t target
 	if _, ok := r.Header["X-Original-Url"]; ok {
 		return t, badOriginalOnForward // two descriptions of one request: refuse rather than pick one
@@ -252,10 +260,11 @@ func (h *Handler) forwardTarget(r *http.Request) (target, string) {
 		return t, "X-Forwarded-Host lists more than one host"
 	}
 	host := hv[0]
-	if len(r.Header["X-Forwarded-Proto"]) > 1 {
+	proto := r.Header["X-Forwarded-Proto"]
+	if len(proto) > 1 {
 		return t, "two X-Forwarded-Proto headers"
 	}
-	t.scheme = strings.ToLower(r.Header.Get("X-Forwarded-Proto"))
+	t.scheme = strings.ToLower(firstValue(proto))
 	switch t.scheme {
 	case "":
 		t.scheme = h.opts.PublicURL.Scheme
@@ -302,20 +311,30 @@ func (h *Handler) forwardTarget(r *http.Request) (target, string) {
 	if bad := h.setURI(&t, uri); bad != "" {
 		return t, "X-Forwarded-Uri " + bad
 	}
-	if len(r.Header["X-Forwarded-Method"]) > 1 {
+	method := r.Header["X-Forwarded-Method"]
+	if len(method) > 1 {
 		return t, "two X-Forwarded-Method headers"
 	}
-	t.method = strings.ToUpper(r.Header.Get("X-Forwarded-Method"))
+	t.method = strings.ToUpper(firstValue(method))
 	if t.method == "" {
 		t.method = r.Method
 	}
-	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
+	t.client, t.clientOK = h.opts.Trusted.forwardedClient(peer, r)
 	return t, ""
 }
 
-// originalTarget reads X-Original-URL and X-Original-Method. It returns the target, or a
-// non-empty reason naming the header that makes the request unusable.
-func (h *Handler) originalTarget(r *http.Request) (target, string) {
+// firstValue is a header's first value, or "" (Header.Get on a slice already looked up).
+func firstValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// originalTarget reads X-Original-URL and X-Original-Method of a request from peer, a trusted
+// proxy. It returns the target, or a non-empty reason naming the header that makes the request
+// unusable.
+func (h *Handler) originalTarget(r *http.Request, peer netip.Addr) (target, string) {
 	var t target
 	v := r.Header["X-Original-Url"]
 	switch {
@@ -336,10 +355,11 @@ func (h *Handler) originalTarget(r *http.Request) (target, string) {
 	if t.host, ok = CanonicalHost(u.Host, t.scheme); !ok {
 		return t, "X-Original-URL has no usable host"
 	}
-	if fv := r.Header["X-Forwarded-Host"]; len(fv) > 1 {
+	fv := r.Header["X-Forwarded-Host"]
+	if len(fv) > 1 {
 		return t, "two X-Forwarded-Host headers"
 	}
-	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+	if fh := firstValue(fv); fh != "" {
 		if fhc, ok := CanonicalHost(fh, t.scheme); !ok || fhc != t.host {
 			return t, "X-Forwarded-Host disagrees with X-Original-URL" // two descriptions that disagree
 		}
@@ -356,14 +376,15 @@ func (h *Handler) originalTarget(r *http.Request) (target, string) {
 	if bad := h.setURI(&t, uri); bad != "" {
 		return t, "X-Original-URL " + bad
 	}
-	if len(r.Header["X-Original-Method"]) > 1 {
+	method := r.Header["X-Original-Method"]
+	if len(method) > 1 {
 		return t, "two X-Original-Method headers"
 	}
-	t.method = strings.ToUpper(r.Header.Get("X-Original-Method"))
+	t.method = strings.ToUpper(firstValue(method))
 	if t.method == "" {
 		t.method = http.MethodGet
 	}
-	t.client, t.clientOK = h.opts.Trusted.ClientAddr(r)
+	t.client, t.clientOK = h.opts.Trusted.forwardedClient(peer, r)
 	return t, ""
 }
 
@@ -473,25 +494,73 @@ func (h *Handler) loginLocation(t *target, stepUp bool) string {
 	if h.severalDomains {
 		login = h.auth.PortalFor(t.host) + "/.latchkey/login"
 	}
-	// The same bytes as url.Values{"rd": ..., "stepup": "1"}.Encode(), without building a map and
-	// escaping the scheme every time: its escaped form is a constant.
-	var b strings.Builder
-	b.Grow(len(login) + 16 + 3*(len(t.host)+len(t.uri))/2)
-	b.WriteString(login)
-	b.WriteString("?rd=")
+	// The same bytes as url.Values{"rd": ..., "stepup": "1"}.Encode(), written straight into one
+	// buffer of the exact size: no map, no escaped copy of host and URI, and the scheme's escaped
+	// form is a constant.
+	var esc string
 	switch t.scheme {
 	case "https":
-		b.WriteString("https%3A%2F%2F")
+		esc = "https%3A%2F%2F"
 	case "http":
-		b.WriteString("http%3A%2F%2F")
+		esc = "http%3A%2F%2F"
 	default:
-		b.WriteString(url.QueryEscape(t.scheme + "://"))
+		esc = url.QueryEscape(t.scheme + "://")
 	}
-	b.WriteString(url.QueryEscape(t.host + t.uri))
+	n := len(login) + len("?rd=") + len(esc) + queryEscapedLen(t.host) + queryEscapedLen(t.uri)
+	if stepUp {
+		n += len("&stepup=1")
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(login)
+	b.WriteString("?rd=")
+	b.WriteString(esc)
+	writeQueryEscaped(&b, t.host)
+	writeQueryEscaped(&b, t.uri)
 	if stepUp {
 		b.WriteString("&stepup=1")
 	}
 	return b.String()
+}
+
+// queryUnreserved reports the bytes url.QueryEscape leaves as they are.
+func queryUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// queryEscapedLen is len(url.QueryEscape(s)).
+func queryEscapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !queryUnreserved(c) && c != ' ' {
+			n += 2
+		}
+	}
+	return n
+}
+
+// writeQueryEscaped writes url.QueryEscape(s) to b (a space becomes +, every other byte but the
+// unreserved ones %XX in upper case) without making the escaped string first.
+func writeQueryEscaped(b *strings.Builder, s string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && queryUnreserved(s[j]) {
+			j++
+		}
+		b.WriteString(s[i:j])
+		if j == len(s) {
+			return
+		}
+		if c := s[j]; c == ' ' {
+			b.WriteByte('+')
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+		i = j + 1
+	}
 }
 
 // forbidMessage is the forbidden page's message, a catalogue key: the page is in the reader's
@@ -513,7 +582,7 @@ func isNavigation(method string, r *http.Request) bool {
 	if method != http.MethodGet && method != http.MethodHead {
 		return false
 	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
+	return strings.Contains(firstValue(r.Header["Accept"]), "text/html")
 }
 
 func writeStatus(w http.ResponseWriter, status int, msg string) {

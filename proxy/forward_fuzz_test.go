@@ -89,10 +89,11 @@ func FuzzForwardHeaders(f *testing.F) {
 		for _, r := range []*http.Request{fwd, req} {
 			var tg target
 			var bad string
+			peer, _ := PeerAddr(r)
 			if r == fwd {
-				tg, bad = h.forwardTarget(r)
+				tg, bad = h.forwardTarget(r, peer)
 			} else {
-				tg, bad = h.originalTarget(r)
+				tg, bad = h.originalTarget(r, peer)
 			}
 			ok := bad == ""
 			if ok {

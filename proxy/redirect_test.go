@@ -281,3 +281,47 @@ func FuzzRedirectSafe(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteQueryEscapedMatchesQueryEscape holds the login redirect's own escaper to the bytes
+// url.Values.Encode writes: every byte value alone and within text, and the lengths it sizes
+// its buffer with.
+func TestWriteQueryEscapedMatchesQueryEscape(t *testing.T) {
+	cases := []string{"", "app.example.com", "/d/dashboard?orgId=1&from=now-6h", "/a b+c%20d#frag", "[::1]:8443/ü/€?q=☃",
+		"/~user/_x-y.z", "/%zz%", "\x00\x7f\xff"}
+	for c := 0; c < 256; c++ {
+		cases = append(cases, string([]byte{byte(c)}), "a"+string([]byte{byte(c)})+"b")
+	}
+	for _, s := range cases {
+		var b strings.Builder
+		writeQueryEscaped(&b, s)
+		want := url.QueryEscape(s)
+		if b.String() != want {
+			t.Errorf("writeQueryEscaped(%q) = %q, url.QueryEscape = %q", s, b.String(), want)
+		}
+		if n := queryEscapedLen(s); n != len(want) {
+			t.Errorf("queryEscapedLen(%q) = %d, want %d", s, n, len(want))
+		}
+	}
+}
+
+// TestLoginLocationIsValuesEncode compares the login address with url.Values' encoding of rd
+// and stepup, for the schemes with a constant escaped prefix and one without.
+func TestLoginLocationIsValuesEncode(t *testing.T) {
+	h := &Handler{loginURL: "https://auth.example.com/.latchkey/login"}
+	for _, tg := range []target{
+		{scheme: "https", host: "app.example.com", uri: "/d/x?orgId=1&a=b c"},
+		{scheme: "http", host: "[::1]:8080", uri: "/"},
+		{scheme: "wss", host: "app.example.com:8443", uri: "/ü?☃=1"},
+	} {
+		for _, stepUp := range []bool{false, true} {
+			v := url.Values{"rd": {tg.originalURL()}}
+			if stepUp {
+				v.Set("stepup", "1")
+			}
+			want := h.loginURL + "?" + v.Encode()
+			if got := h.loginLocation(&tg, stepUp); got != want {
+				t.Errorf("loginLocation(%+v, %v) = %q, want %q", tg, stepUp, got, want)
+			}
+		}
+	}
+}

@@ -119,8 +119,14 @@ func (t TrustedProxies) ClientAddr(r *http.Request) (netip.Addr, bool) {
 	if !t.Contains(peer) {
 		return peer, true
 	}
+	return t.forwardedClient(peer, r)
+}
+
+// forwardedClient is ClientAddr for a request whose peer (parsed by PeerAddr) is known to be
+// trusted: the forward-auth endpoints check the peer first and need not parse it again.
+func (t TrustedProxies) forwardedClient(peer netip.Addr, r *http.Request) (netip.Addr, bool) {
 	leftmost := peer
-	lines := r.Header.Values("X-Forwarded-For")
+	lines := r.Header["X-Forwarded-For"] // the canonical key: Values would canonicalise it again
 	for i := len(lines) - 1; i >= 0; i-- {
 		line := lines[i]
 		for {

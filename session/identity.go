@@ -25,11 +25,28 @@ type User struct {
 	Groups       []string
 	GroupsHeader string
 	Disabled     bool
+
+	// headers holds the identity header values (see HeaderValues), built once with the user so
+	// that a check's answer slices them instead of allocating them.
+	headers *[4]string
 }
 
 func newUser(u store.User) *User {
-	return &User{ID: u.ID, Name: u.Name, DisplayName: u.DisplayName, Email: u.Email,
+	nu := &User{ID: u.ID, Name: u.Name, DisplayName: u.DisplayName, Email: u.Email,
 		Groups: u.Groups, GroupsHeader: strings.Join(u.Groups, ","), Disabled: u.Disabled}
+	nu.headers = &[4]string{nu.Name, nu.Email, nu.DisplayName, nu.GroupsHeader}
+	return nu
+}
+
+// HeaderValues returns the user's name, e-mail, display name and groups header, in that order,
+// in an array shared by every check of the user: callers may slice it (with a capacity bound,
+// so that an append copies) but must never write to it. A User not made by the view (a literal
+// in a test) gets a fresh array.
+func (u *User) HeaderValues() *[4]string {
+	if u.headers != nil {
+		return u.headers
+	}
+	return &[4]string{u.Name, u.Email, u.DisplayName, u.GroupsHeader}
 }
 
 // Identity is who a request belongs to, as a check found it.

@@ -292,6 +292,7 @@ func serve(ctx context.Context, cfg Config, opts serveOptions) error {
 	defer cancel()
 	ran := make(chan struct{})
 	go func() { a.gw.Run(ctx); close(ran) }()
+	go tuneGC(ctx, gcHeadroom)
 	defer func() {
 		cancel()
 		<-ran

@@ -25,9 +25,11 @@ type Metrics struct {
 	storeErrors *prometheus.CounterVec
 
 	// bound caches the children of the authz series by label values, so that the hot path does
-	// not hash its labels on every check. It is filled at start for every known combination
-	// and never written afterwards, so reads need no lock.
-	bound map[[2]string]authzChildren
+	// not hash its labels on every check: indexed by the positions in authzEndpoints and
+	// authzResults (authzIndex: a few comparisons, cheaper than hashing two strings for a map).
+	// It is filled at start for every known combination and never written afterwards, so reads
+	// need no lock.
+	bound [len(authzEndpoints)][len(authzResults)]authzChildren
 }
 
 type authzChildren struct {
@@ -37,8 +39,8 @@ type authzChildren struct {
 
 // authzEndpoints and authzResults are the label values the proxy reports.
 var (
-	authzEndpoints = []string{"forward", "request", "proxy"}
-	authzResults   = []string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted", "unavailable"}
+	authzEndpoints = [...]string{"forward", "request", "proxy"}
+	authzResults   = [...]string{"allowed", "unauthenticated", "step_up", "forbidden", "bad_request", "untrusted", "unavailable"}
 )
 
 func NewMetrics(version string) *Metrics {
@@ -159,8 +161,10 @@ func (m *Metrics) Handler() http.Handler {
 
 // Authz records one authorization decision; d is 0 when nothing was decided (an untrusted peer).
 func (m *Metrics) Authz(endpoint, result string, d time.Duration) {
-	c, ok := m.bound[[2]string{endpoint, result}]
-	if !ok {
+	var c authzChildren
+	if e, r, ok := authzIndex(endpoint, result); ok {
+		c = m.bound[e][r]
+	} else {
 		c = authzChildren{m.authz.WithLabelValues(endpoint, result), m.authzTime.WithLabelValues(endpoint)}
 	}
 	c.count.Inc()
@@ -169,11 +173,29 @@ func (m *Metrics) Authz(endpoint, result string, d time.Duration) {
 	}
 }
 
+// authzIndex is the position of a label pair in authzEndpoints and authzResults: a few string
+// comparisons, most of them decided by the length.
+func authzIndex(endpoint, result string) (e, r int, ok bool) {
+	e, r = -1, -1
+	for i, x := range authzEndpoints {
+		if x == endpoint {
+			e = i
+			break
+		}
+	}
+	for i, x := range authzResults {
+		if x == result {
+			r = i
+			break
+		}
+	}
+	return e, r, e >= 0 && r >= 0
+}
+
 func (m *Metrics) bindAuthz() {
-	m.bound = map[[2]string]authzChildren{}
-	for _, e := range authzEndpoints {
-		for _, r := range authzResults {
-			m.bound[[2]string{e, r}] = authzChildren{m.authz.WithLabelValues(e, r), m.authzTime.WithLabelValues(e)}
+	for i, e := range authzEndpoints {
+		for j, r := range authzResults {
+			m.bound[i][j] = authzChildren{m.authz.WithLabelValues(e, r), m.authzTime.WithLabelValues(e)}
 		}
 	}
 }
