@@ -226,7 +226,18 @@ func TestDefaultPasskeyNameInPageLanguage(t *testing.T) {
 	}
 }
 
+// TestWhenRendersATimeElement: the exact UTC time as the text and title, the ISO form in datetime
+// (which latchkey.js turns into local, relative words); a zero time is "never".
 func TestWhenRendersATimeElement(t *testing.T) {
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := newLocales(pages, "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	when := ls.byCode["en"].when
 	if got := when(time.Time{}); got != "never" {
 		t.Errorf("zero time: %q", got)
 	}

@@ -108,9 +108,7 @@ func newLocales(pages *template.Template, def string) (*locales, error) {
 			return nil, fmt.Errorf("auth: templates: %w", err)
 		}
 		l := &locale{tag: tag, code: tag.String(), p: p, pages: clone, script: map[string]any{}}
-		clone.Funcs(template.FuncMap{"t": func(key string, args ...any) string { return p.Sprintf(key, args...) }, "tstrong": l.tstrong, "thtml": l.thtml,
-			"date": l.date, "when": l.when, "device": func(ua string) string { return describeDevice(ua, l.text) },
-			"methodName": func(m string) string { return l.text(MethodName(m)) }})
+		clone.Funcs(l.funcs())
 		for _, k := range skeys {
 			if forms, ok := pluralFor(l.code, k); ok {
 				l.script[k] = forms // the script picks the form with Intl.PluralRules
@@ -343,15 +341,28 @@ func translation(code, key string) (string, bool) {
 // tstrong translates key like t, with each argument shown in bold: the translation and the
 // arguments are escaped, only the <strong> elements are markup.
 func (l *locale) tstrong(key string, args ...any) template.HTML {
-	marks := make([]any, len(args))
-	for i := range args {
-		marks[i] = fmt.Sprintf("\x01%d\x01", i)
-	}
-	out := template.HTMLEscapeString(l.p.Sprintf(key, marks...))
+	bold := make([]any, len(args))
 	for i, a := range args {
-		out = strings.Replace(out, fmt.Sprintf("\x01%d\x01", i), "<strong>"+template.HTMLEscapeString(fmt.Sprint(a))+"</strong>", 1)
+		bold[i] = template.HTML("<strong>" + template.HTMLEscapeString(fmt.Sprint(a)) + "</strong>")
 	}
-	return template.HTML(out)
+	return l.thtml(key, bold...)
+}
+
+// localeFuncs are the template functions whose output depends on the language: parsePages
+// declares them, and each language's copy of the templates gets its own (funcs).
+var localeFuncs = []string{"t", "tstrong", "thtml", "date", "when", "device", "methodName"}
+
+// funcs are this language's template functions, one for each name in localeFuncs.
+func (l *locale) funcs() template.FuncMap {
+	return template.FuncMap{
+		"t":          func(key string, args ...any) string { return l.p.Sprintf(key, args...) },
+		"tstrong":    l.tstrong,
+		"thtml":      l.thtml,
+		"date":       l.date,
+		"when":       l.when,
+		"device":     func(ua string) string { return describeDevice(ua, l.text) },
+		"methodName": func(m string) string { return l.text(MethodName(m)) },
+	}
 }
 
 // thtml translates key like t with markup arguments kept as they are: a time element from when

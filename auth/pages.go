@@ -22,41 +22,23 @@ import (
 var assets embed.FS
 
 func parsePages() (*template.Template, error) {
-	t, err := template.New("pages").Funcs(template.FuncMap{
-		"date": func(t time.Time) string {
-			if t.IsZero() {
-				return "never"
-			}
-			return t.UTC().Format("2006-01-02 15:04 UTC")
-		},
-		"when":       when,
-		"b64":        func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
-		"device":     DeviceSummary,
-		"methodName": MethodName,
-		// Each language's copy replaces t with its own printer (newLocales).
-		"t":       fmt.Sprintf,
-		"tstrong": func(key string, args ...any) template.HTML { return template.HTML(fmt.Sprintf(key, args...)) },
-		"thtml":   func(key string, args ...any) template.HTML { return template.HTML(fmt.Sprintf(key, args...)) },
+	funcs := template.FuncMap{
+		"b64": func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) },
 		// in wraps markup in a span of a class, for a script to find (the time of last use).
 		"in": func(class string, h template.HTML) template.HTML {
 			return template.HTML(`<span class="`+template.HTMLEscapeString(class)+`">`) + h + "</span>"
 		},
-	}).ParseFS(assets, "templates/*.html")
+	}
+	// Parsing needs the language's functions declared; only each language's copy of the
+	// templates has them (newLocales), so these never run.
+	for _, name := range localeFuncs {
+		funcs[name] = func(...any) (string, error) { return "", errors.New("auth: a page rendered without a language") }
+	}
+	t, err := template.New("pages").Funcs(funcs).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("auth: parse templates: %w", err)
 	}
 	return t, nil
-}
-
-// when renders a time as a <time> element: the exact UTC time as its text and title, and the ISO
-// form in datetime, which latchkey.js turns into local, relative words ("2 minutes ago", the exact
-// local time on hover). A zero time is "never".
-func when(t time.Time) template.HTML {
-	if t.IsZero() {
-		return "never"
-	}
-	exact := t.UTC().Format("2006-01-02 15:04 UTC")
-	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" title="` + exact + `">` + exact + `</time>`)
 }
 
 // SecurityHeaders sets the headers every Latchkey page and API answer carries. The CSP allows no
