@@ -328,16 +328,6 @@ func pluralFor(code, key string) (Forms, bool) {
 	return nil, false
 }
 
-// translation finds key's plain translation in a language (not English).
-func translation(code, key string) (string, bool) {
-	for _, m := range catalogue[code] {
-		if v, ok := m[key]; ok {
-			return v, true
-		}
-	}
-	return "", false
-}
-
 // tstrong translates key like t, with each argument shown in bold: the translation and the
 // arguments are escaped, only the <strong> elements are markup.
 func (l *locale) tstrong(key string, args ...any) template.HTML {

@@ -350,3 +350,13 @@ func FuzzLanguagePick(f *testing.F) {
 		}
 	})
 }
+
+// translation finds key's plain translation in a language (not English).
+func translation(code, key string) (string, bool) {
+	for _, m := range catalogue[code] {
+		if v, ok := m[key]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
